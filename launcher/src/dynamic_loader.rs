@@ -1,0 +1,31 @@
+//! Calls into the system's dynamic loader (`dlopen`) for libraries that extension modules need.
+//!
+//! Libraries are opened `RTLD_NOW | RTLD_LOCAL` and never closed: once loaded, glibc satisfies
+//! later `DT_NEEDED` entries naming their SONAME with the loaded copy, which is what makes a
+//! wheel's vendored `*.libs/` directory work without any file on disk.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+
+/// Opens the shared object at `path` and keeps it loaded for the life of the process.
+pub fn open_library(path: &str) -> Result<(), String> {
+    let c_path = CString::new(path).map_err(|_| format!("{path:?} contains a NUL byte"))?;
+    // SAFETY: `c_path` is a valid C string; the handle is deliberately leaked (never passed to
+    // `dlclose`), so the library's code stays mapped for whoever links against it.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+fn last_error() -> String {
+    // SAFETY: `dlerror` returns NULL or a pointer to a thread-local C string valid until the
+    // next dl* call on this thread; it is copied out at once.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() {
+        return "unknown dlopen error".to_string();
+    }
+    // SAFETY: non-NULL results of `dlerror` are NUL-terminated strings (see above).
+    unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
+}

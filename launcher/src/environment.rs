@@ -1,0 +1,77 @@
+//! Every environment variable the launcher reads, in one place.
+//!
+//! The application owns its command line, so the launcher's own switches are environment
+//! variables, all named `PYFERRY_*`. Python's own variables (`PYTHONPATH`, `PYTHONHOME`...) are
+//! never read: the interpreter is isolated. `RUST_LOG` belongs to the user and is ignored too.
+
+use std::env;
+
+/// Turns on the launcher's diagnostics on stderr: `error`, `warn`, `info`, `debug`, `trace`, or
+/// any `tracing` filter directive. Unset: the launcher prints nothing of its own.
+pub const LOG: &str = "PYFERRY_LOG";
+
+/// Chooses how the interpreter starts: `multi-phase` (the default: the Rust importer serves
+/// the standard library from the first import on) or `single-phase` (CPython's `zipimport` reads
+/// the standard library during start-up, then the Rust importer takes over).
+pub const INIT: &str = "PYFERRY_INIT";
+
+/// How CPython is initialised; see [`INIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitMode {
+    MultiPhase,
+    SinglePhase,
+}
+
+/// Reads [`INIT`]. An unknown value is an error naming the accepted ones.
+pub fn init_mode() -> Result<InitMode, String> {
+    match env::var(INIT).as_deref() {
+        Err(_) | Ok("") | Ok("multi-phase") => Ok(InitMode::MultiPhase),
+        Ok("single-phase") => Ok(InitMode::SinglePhase),
+        Ok(other) => Err(format!(
+            "{INIT}={other:?} is not a start-up mode; use `multi-phase` or `single-phase`"
+        )),
+    }
+}
+
+/// The log filter from [`LOG`], if logging is on.
+pub fn log_filter() -> Option<String> {
+    env::var(LOG).ok().filter(|value| !value.is_empty())
+}
+
+/// Restricts how shared objects are put in memory, to test each fallback: `auto` (default),
+/// `memfd` (skip the `MFD_NOEXEC_SEAL` attempt), `tmpfile` (skip `memfd_create`), `none` (no
+/// way at all: extension imports fail with the list of what was tried).
+pub const MEMFD: &str = "PYFERRY_MEMFD";
+
+/// What [`MEMFD`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryFilePolicy {
+    Auto,
+    MemfdOnly,
+    TmpFileOnly,
+    Nothing,
+}
+
+impl MemoryFilePolicy {
+    pub fn allows_memfd(self) -> bool {
+        matches!(self, MemoryFilePolicy::Auto | MemoryFilePolicy::MemfdOnly)
+    }
+
+    pub fn allows_tmpfile(self) -> bool {
+        matches!(self, MemoryFilePolicy::Auto | MemoryFilePolicy::TmpFileOnly)
+    }
+}
+
+/// Reads [`MEMFD`]; an unknown value means `auto`, with a debug message.
+pub fn memory_file_policy() -> MemoryFilePolicy {
+    match env::var(MEMFD).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => MemoryFilePolicy::Auto,
+        Ok("memfd") => MemoryFilePolicy::MemfdOnly,
+        Ok("tmpfile") => MemoryFilePolicy::TmpFileOnly,
+        Ok("none") => MemoryFilePolicy::Nothing,
+        Ok(other) => {
+            tracing::warn!("{MEMFD}={other:?} is not one of auto, memfd, tmpfile, none; using auto");
+            MemoryFilePolicy::Auto
+        }
+    }
+}

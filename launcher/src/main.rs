@@ -1,0 +1,196 @@
+//! `pyferry-launcher`: the executable part of every pyferry application.
+//!
+//! Boot sequence (docs/architecture.md tells it at length):
+//! 1. [`image`]: map our own executable through `/proc/self/exe`;
+//! 2. `pyferry_payload::Archive`: find the zip at its end, check the manifest, index entries;
+//! 3. [`interpreter`]: pre-initialize (UTF-8, isolated) and initialize CPython's core;
+//! 4. [`finder`]: put the Rust importer on `sys.meta_path`, then finish initialization, so that
+//!    `encodings` and everything after come from the archive; add the path hook;
+//! 5. [`runner`]: run the entry point and exit with python's exit status.
+
+mod bytecode;
+mod context;
+mod dynamic_loader;
+mod environment;
+mod extension;
+mod finder;
+mod image;
+mod interpreter;
+mod memfd;
+mod modules;
+mod resources;
+mod runner;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use pyferry_payload::{Archive, ArchiveError, PayloadKind};
+
+use crate::context::ArchiveContext;
+use crate::environment::InitMode;
+use crate::finder::ArchiveImporter;
+use crate::runner::Outcome;
+
+/// The Python this launcher embeds (`major.minor`); payloads built for another are refused.
+const PYTHON_VERSION: &str = "3.11";
+
+/// Exit status for the launcher's own errors, before any Python code ran.
+const BOOT_FAILURE: u8 = 2;
+
+/// A start-up failure, printed as one line.
+#[derive(Debug, thiserror::Error)]
+enum BootError {
+    #[error("{0}")]
+    Environment(String),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error("no application is appended to {0}; build one with `pyferry pack`")]
+    NoPayload(String),
+    #[error("{path}: {source}")]
+    Payload { path: String, source: ArchiveError },
+    #[error("{path}: the application was built for Python {built_for}, but this launcher embeds Python {PYTHON_VERSION}; rebuild it with a matching pyferry")]
+    PythonMismatch { path: String, built_for: String },
+    #[error(transparent)]
+    Interpreter(#[from] interpreter::InitError),
+    #[error("cannot install the importer: {0}")]
+    Importer(String),
+}
+
+fn init_logging() {
+    let Some(filter) = environment::log_filter() else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_target(false)
+        .init();
+}
+
+fn open_archive() -> Result<&'static ArchiveContext, BootError> {
+    let _span = tracing::info_span!("open_archive").entered();
+    let image = image::ExecutableImage::open()?;
+    let root = image.path.to_string_lossy().into_owned();
+    let archive = Archive::parse(image.bytes).map_err(|source| match source {
+        ArchiveError::NoPayload => BootError::NoPayload(root.clone()),
+        source => BootError::Payload {
+            path: root.clone(),
+            source,
+        },
+    })?;
+    let manifest = archive.manifest();
+    if manifest.python_version != PYTHON_VERSION {
+        return Err(BootError::PythonMismatch {
+            path: root,
+            built_for: manifest.python_version.clone(),
+        });
+    }
+    tracing::debug!(
+        entries = archive.index().len(),
+        payload_start = archive.payload_start(),
+        build_id = %manifest.build_id,
+        "payload found"
+    );
+    Ok(Box::leak(Box::new(ArchiveContext {
+        archive,
+        root,
+        image: image.bytes,
+        image_fd: image.fd,
+    })))
+}
+
+/// Puts the importer on `sys.meta_path` just before `PathFinder` (after the built-in and frozen
+/// importers), or at the end while `PathFinder` is not installed yet.
+fn install_meta_path(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>) -> PyResult<()> {
+    let meta_path = py.import("sys")?.getattr("meta_path")?.cast_into::<PyList>()?;
+    let mut position = meta_path.len();
+    for (index, finder) in meta_path.iter().enumerate() {
+        if finder.getattr("__name__").is_ok_and(|name| name.to_string() == "PathFinder") {
+            position = index;
+            break;
+        }
+    }
+    meta_path.insert(position, importer)
+}
+
+/// Makes path-based lookups of paths inside the executable use the importer, never
+/// `zipimporter` (which would re-read the zip in Python).
+fn install_path_hook(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let hooks = sys.getattr("path_hooks")?.cast_into::<PyList>()?;
+    hooks.insert(0, importer.getattr("path_hook")?)?;
+    sys.getattr("path_importer_cache")?.call_method0("clear")?;
+    Ok(())
+}
+
+/// What `site` would add that scripts rely on (`exit()`, `quit()`, `help()`), without importing
+/// `site` itself, and the excepthook that shows source lines.
+fn install_builtins(py: Python<'_>) -> PyResult<()> {
+    let builtins = py.import("builtins")?;
+    let site_builtins = py.import("_sitebuiltins")?;
+    let quitter = site_builtins.getattr("Quitter")?;
+    builtins.setattr("exit", quitter.call1(("exit", "Ctrl-D (i.e. EOF)"))?)?;
+    builtins.setattr("quit", quitter.call1(("quit", "Ctrl-D (i.e. EOF)"))?)?;
+    builtins.setattr("help", site_builtins.getattr("_Helper")?.call0()?)?;
+    py.import("sys")?
+        .setattr("excepthook", wrap_pyfunction!(runner::excepthook, py)?)?;
+    Ok(())
+}
+
+fn boot() -> Result<Outcome, BootError> {
+    init_logging();
+    let mode = environment::init_mode().map_err(BootError::Environment)?;
+    let context = open_archive()?;
+    if context.archive.manifest().kind == PayloadKind::Runtime {
+        tracing::debug!("running the bare runtime (pyferry's build helper)");
+    }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let settings = interpreter::InterpreterSettings {
+        executable: std::path::Path::new(&context.root),
+        argv: &argv,
+        mode,
+    };
+    {
+        let _span = tracing::info_span!("initialize", ?mode).entered();
+        interpreter::pre_initialize()?;
+        interpreter::initialize(&settings)?;
+    }
+    let importer_error = |error: PyErr| BootError::Importer(error.to_string());
+    let outcome = interpreter::with_python(|py| -> Result<Outcome, BootError> {
+        let importer = Bound::new(py, ArchiveImporter::new(context)).map_err(importer_error)?;
+        install_meta_path(py, &importer).map_err(importer_error)?;
+        if mode == InitMode::MultiPhase {
+            let _span = tracing::info_span!("initialize_main").entered();
+            interpreter::initialize_main()?;
+        }
+        install_path_hook(py, &importer).map_err(importer_error)?;
+        install_builtins(py).map_err(importer_error)?;
+        let _span = tracing::info_span!("run", entry_point = %context.archive.manifest().entry_point).entered();
+        Ok(runner::run(py, &importer, &context.archive.manifest().entry_point))
+    })?;
+    Ok(outcome)
+}
+
+fn main() -> ExitCode {
+    match boot() {
+        Ok(outcome) => {
+            // Like python: a failure to flush the standard streams at exit turns into 120.
+            let flushed = interpreter::finalize();
+            match outcome {
+                Outcome::Interrupted => interpreter::exit_by_sigint(),
+                Outcome::Exit(_) if !flushed => ExitCode::from(120),
+                Outcome::Exit(status) => ExitCode::from(status as u8),
+            }
+        }
+        Err(error) => {
+            eprintln!("pyferry: error: {error}");
+            ExitCode::from(BOOT_FAILURE)
+        }
+    }
+}

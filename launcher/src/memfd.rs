@@ -1,0 +1,212 @@
+//! Anonymous executable-mappable files for shared objects read out of the archive.
+//!
+//! The order of attempts, each tried only when the one before fails:
+//! 1. `memfd_create(MFD_CLOEXEC | MFD_NOEXEC_SEAL)`: `NOEXEC_SEAL` only forbids `execve`, so
+//!    `dlopen` still maps it executable, and it is the one flag combination accepted at every
+//!    `vm.memfd_noexec` level;
+//! 2. `memfd_create(MFD_CLOEXEC)` when the kernel predates `MFD_NOEXEC_SEAL` (6.3) and says
+//!    `EINVAL`;
+//! 3. an unnamed `O_TMPFILE` file in the first of `$XDG_RUNTIME_DIR`, `/dev/shm`, `/tmp`,
+//!    `/var/tmp` whose mount is not `noexec` (a seccomp profile may deny `memfd_create`).
+//!
+//! The descriptors are never closed: if one were closed and its number reused,
+//! `dlopen("/proc/self/fd/N")` would return the library first loaded under that name.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::environment::{self, MemoryFilePolicy};
+
+/// How a memory file was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    MemfdNoexecSeal,
+    Memfd,
+    TmpFile(PathBuf),
+}
+
+impl std::fmt::Display for Backing {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backing::MemfdNoexecSeal => write!(formatter, "memfd_create(MFD_NOEXEC_SEAL)"),
+            Backing::Memfd => write!(formatter, "memfd_create"),
+            Backing::TmpFile(dir) => write!(formatter, "O_TMPFILE in {}", dir.display()),
+        }
+    }
+}
+
+/// An open, never-closed file holding one shared object.
+#[derive(Debug)]
+pub struct MemoryFile {
+    fd: RawFd,
+    pub backing: Backing,
+}
+
+impl MemoryFile {
+    /// The path `dlopen` is given.
+    pub fn proc_path(&self) -> String {
+        format!("/proc/self/fd/{}", self.fd)
+    }
+}
+
+/// Every way that was tried and why each failed.
+#[derive(Debug, thiserror::Error)]
+#[error("no way to hold `{name}` in memory: {}", .attempts.join("; "))]
+pub struct MemoryFileError {
+    pub name: String,
+    pub attempts: Vec<String>,
+}
+
+fn memfd(name: &str, flags: libc::c_uint) -> std::io::Result<File> {
+    let name = CString::new(name.replace('\0', "_")).unwrap_or_default();
+    // SAFETY: `name` is a valid C string for the duration of the call; the returned descriptor
+    // (checked below) is owned by nobody else.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn mount_is_noexec(dir: &Path) -> std::io::Result<bool> {
+    let path = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stats` points at writable memory of the right
+    // type, which `statvfs` fills on success (checked before reading it).
+    let result = unsafe { libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `statvfs` returned 0, so it initialized the struct.
+    let stats = unsafe { stats.assume_init() };
+    Ok(stats.f_flag & libc::ST_NOEXEC != 0)
+}
+
+fn tmpfile_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(runtime_dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
+        dirs.push(PathBuf::from(runtime_dir));
+    }
+    dirs.extend(["/dev/shm", "/tmp", "/var/tmp"].map(PathBuf::from));
+    dirs
+}
+
+fn tmpfile(dir: &Path) -> std::io::Result<File> {
+    if mount_is_noexec(dir)? {
+        return Err(std::io::Error::other("mounted noexec"));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o700)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)
+}
+
+/// Creates an empty memory file named after `name` (its base name shows in `/proc/PID/maps`,
+/// perf and gdb), trying each backing in turn.
+pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
+    let policy = environment::memory_file_policy();
+    let base_name = name.rsplit('/').next().unwrap_or(name);
+    let mut attempts = Vec::new();
+    if policy.allows_memfd() {
+        // Without `MFD_NOEXEC_SEAL` only when the kernel did not know the flag (`EINVAL`): any
+        // other error (seccomp's `EPERM`, `ENOSYS`) would only repeat.
+        let mut retry_without_seal = policy == MemoryFilePolicy::MemfdOnly;
+        if policy == MemoryFilePolicy::Auto {
+            match memfd(base_name, libc::MFD_CLOEXEC | libc::MFD_NOEXEC_SEAL) {
+                Ok(file) => return Ok((file, Backing::MemfdNoexecSeal)),
+                Err(error) => {
+                    retry_without_seal = error.raw_os_error() == Some(libc::EINVAL);
+                    tracing::debug!(%error, "memfd_create(MFD_NOEXEC_SEAL) failed");
+                    attempts.push(format!("{}: {error}", Backing::MemfdNoexecSeal));
+                }
+            }
+        }
+        if retry_without_seal {
+            match memfd(base_name, libc::MFD_CLOEXEC) {
+                Ok(file) => return Ok((file, Backing::Memfd)),
+                Err(error) => attempts.push(format!("{}: {error}", Backing::Memfd)),
+            }
+        }
+    } else {
+        attempts.push(format!("memfd_create: disabled by {}", environment::MEMFD));
+    }
+    if policy.allows_tmpfile() {
+        for dir in tmpfile_dirs() {
+            match tmpfile(&dir) {
+                Ok(file) => return Ok((file, Backing::TmpFile(dir))),
+                Err(error) => attempts.push(format!("O_TMPFILE in {}: {error}", dir.display())),
+            }
+        }
+    } else {
+        attempts.push(format!("O_TMPFILE: disabled by {}", environment::MEMFD));
+    }
+    Err(MemoryFileError {
+        name: name.to_string(),
+        attempts,
+    })
+}
+
+/// Copies `len` bytes at `offset` of `source` into `file` in the kernel (`sendfile`), falling
+/// back to writing `fallback` when the kernel refuses.
+fn fill(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> std::io::Result<()> {
+    let mut position = offset as libc::off_t;
+    let end = offset as libc::off_t + fallback.len() as libc::off_t;
+    while position < end {
+        let remaining = (end - position) as usize;
+        // SAFETY: both descriptors are open; `position` is a valid `off_t` the kernel advances.
+        let copied = unsafe { libc::sendfile(file.as_raw_fd(), source, &mut position, remaining) };
+        if copied < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::debug!(%error, "sendfile failed; writing from the mapping");
+            let done = (position - offset as libc::off_t) as usize;
+            return file.write_all(&fallback[done..]);
+        }
+        if copied == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+    }
+    Ok(())
+}
+
+/// Makes a memory file holding `bytes`, which lie at `offset` in the file open as `source`.
+pub fn load(name: &str, source: RawFd, offset: u64, bytes: &[u8]) -> Result<MemoryFile, MemoryFileError> {
+    let (mut file, backing) = create(name)?;
+    if let Err(error) = fill(&mut file, source, offset, bytes) {
+        return Err(MemoryFileError {
+            name: name.to_string(),
+            attempts: vec![format!("writing {} bytes into {backing}: {error}", bytes.len())],
+        });
+    }
+    tracing::debug!(name, %backing, bytes = bytes.len(), "shared object in memory");
+    Ok(MemoryFile {
+        fd: file.into_raw_fd(),
+        backing,
+    })
+}
+
+/// Makes a memory file holding `bytes` that are not stored in the file as-is (compressed).
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileError> {
+    let (mut file, backing) = create(name)?;
+    if let Err(error) = file.write_all(bytes) {
+        return Err(MemoryFileError {
+            name: name.to_string(),
+            attempts: vec![format!("writing {} bytes into {backing}: {error}", bytes.len())],
+        });
+    }
+    Ok(MemoryFile {
+        fd: file.into_raw_fd(),
+        backing,
+    })
+}

@@ -1,0 +1,111 @@
+//! Writing an executable: launcher bytes, then the payload zip, into a temporary file beside the
+//! output that is renamed over it only once complete.
+
+use std::io::{Cursor, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pyferry_payload::{Compression, Manifest, PayloadWriter};
+use zip::ZipArchive;
+
+/// Where an entry's contents come from.
+#[derive(Debug)]
+pub enum Contents {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+    /// Copied raw (still compressed) from the runtime's zip, under the same name.
+    Runtime,
+}
+
+/// One entry of the archive to write.
+#[derive(Debug)]
+pub struct PlannedEntry {
+    pub name: String,
+    pub contents: Contents,
+}
+
+/// How an entry is stored: shared objects uncompressed, so the launcher copies them into memory
+/// straight from the file; everything else deflated.
+pub fn compression_for(name: &str) -> Compression {
+    if crate::elf::is_shared_object_name(name) {
+        Compression::Stored
+    } else {
+        Compression::Deflated
+    }
+}
+
+/// Checks that `output` can be written: not a directory, in an existing directory.
+pub fn check_output(output: &Path) -> Result<PathBuf> {
+    if output.is_dir() {
+        bail!("`{}` is a directory; give the path of the executable to write", output.display());
+    }
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        bail!("cannot write `{}`: directory `{}` does not exist", output.display(), parent.display());
+    }
+    Ok(parent)
+}
+
+/// The SOURCE_DATE_EPOCH of the environment, for reproducible timestamps.
+pub fn source_date_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// Writes `launcher ++ zip(entries sorted by name, manifest last)` to `output` atomically and
+/// makes it executable. Returns the size written.
+pub fn write_executable(
+    output: &Path,
+    launcher: &[u8],
+    mut entries: Vec<PlannedEntry>,
+    runtime_zip: Option<&ZipArchive<Cursor<&[u8]>>>,
+    manifest: &Manifest,
+) -> Result<u64> {
+    let parent = check_output(output)?;
+    entries.sort_by(|left, right| left.name.cmp(&right.name));
+    if let Some(pair) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        bail!("two files would be packed as `{}`", pair[0].name);
+    }
+    let file_name = output.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(&parent)
+        .with_context(|| format!("cannot create a temporary file in `{}`", parent.display()))?;
+    let write_error = || format!("cannot write `{}`", temporary_display(output));
+    temporary.write_all(launcher).with_context(write_error)?;
+    let mut writer = PayloadWriter::new(temporary.as_file_mut(), source_date_epoch()).with_context(write_error)?;
+    let mut runtime_zip = runtime_zip.cloned();
+    for entry in &entries {
+        let result = match &entry.contents {
+            Contents::Bytes(bytes) => writer.add(&entry.name, bytes, compression_for(&entry.name)),
+            Contents::File(path) => {
+                let bytes = fs_err::read(path)?;
+                writer.add(&entry.name, &bytes, compression_for(&entry.name))
+            }
+            Contents::Runtime => match runtime_zip.as_mut() {
+                Some(zip) => writer.copy_raw(zip, &entry.name),
+                None => bail!("internal error: `{}` planned from a runtime that is not open", entry.name),
+            },
+        };
+        result.with_context(|| format!("cannot pack `{}`", entry.name))?;
+    }
+    writer.finish(manifest).with_context(write_error)?;
+    let size = temporary.as_file().metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    temporary
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o755))
+        .with_context(write_error)?;
+    temporary
+        .persist(output)
+        .map_err(|error| error.error)
+        .with_context(|| format!("cannot replace `{}`", output.display()))?;
+    Ok(size)
+}
+
+fn temporary_display(output: &Path) -> String {
+    output.display().to_string()
+}

@@ -1,0 +1,4 @@
+//! One module per `pyferry` subcommand.
+
+pub mod build_runtime;
+pub mod pack;

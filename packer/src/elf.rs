@@ -1,0 +1,28 @@
+//! What the packer needs to know about a shared object: its SONAME and the libraries it needs.
+
+use goblin::elf::Elf;
+
+/// The dynamic-linking facts of one ELF shared object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedObject {
+    pub soname: Option<String>,
+    pub needed: Vec<String>,
+}
+
+/// Reads `bytes` as an ELF shared object; `None` when it is not one.
+pub fn read_shared_object(bytes: &[u8]) -> Option<SharedObject> {
+    if !bytes.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let elf = Elf::parse(bytes).ok()?;
+    Some(SharedObject {
+        soname: elf.soname.map(str::to_string),
+        needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
+    })
+}
+
+/// Whether a file name looks like a shared object (`x.so`, `libfoo.so.1.2`).
+pub fn is_shared_object_name(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.ends_with(".so") || base.contains(".so.")
+}

@@ -1,0 +1,54 @@
+//! `pyferry`: packs a Python application into one executable.
+//!
+//! The binary is thin: [`cli`] parses, [`commands`] does the work, and every error ends here as
+//! one line on stderr with exit status 2.
+
+mod assemble;
+mod cli;
+mod commands;
+mod compile;
+mod elf;
+mod libraries;
+mod runtime;
+mod stdlib;
+mod tree;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        tracing::Level::ERROR
+    } else {
+        match cli.verbose {
+            0 => tracing::Level::INFO,
+            1 => tracing::Level::DEBUG,
+            _ => tracing::Level::TRACE,
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let result = match &cli.command {
+        Command::Pack(args) => commands::pack::pack(args),
+        Command::BuildRuntime(args) => commands::build_runtime::build_runtime(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pyferry: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Finding and reading the pyferry runtime: the launcher executable with the standard library
+//! appended, which `pack` copies into every application.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use pyferry_payload::{Archive, PayloadKind};
+
+/// Overrides where the runtime is looked for.
+pub const RUNTIME_VARIABLE: &str = "PYFERRY_RUNTIME";
+
+/// The runtime's file name next to the `pyferry` executable.
+pub const RUNTIME_FILE_NAME: &str = "pyferry-runtime";
+
+/// Where the runtime is looked for, in order: `$PYFERRY_RUNTIME`, then next to `pyferry`
+/// itself, then in `../lib/pyferry/` from it (an installed layout).
+pub fn candidates() -> Vec<PathBuf> {
+    if let Some(path) = std::env::var_os(RUNTIME_VARIABLE).filter(|path| !path.is_empty()) {
+        return vec![PathBuf::from(path)];
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join(RUNTIME_FILE_NAME));
+            candidates.push(dir.join("../lib/pyferry").join(RUNTIME_FILE_NAME));
+        }
+    }
+    candidates
+}
+
+/// The runtime, read into memory.
+pub struct Runtime {
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl Runtime {
+    pub fn locate() -> Result<Runtime> {
+        let candidates = candidates();
+        let Some(path) = candidates.iter().find(|path| path.is_file()) else {
+            let looked = candidates
+                .iter()
+                .map(|path| format!("`{}`", path.display()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            bail!("cannot find the pyferry runtime (looked at {looked}); hint: run `make build`, or set {RUNTIME_VARIABLE} to its path");
+        };
+        Runtime::open(path)
+    }
+
+    pub fn open(path: &Path) -> Result<Runtime> {
+        let bytes = fs_err::read(path).context("cannot read the pyferry runtime")?;
+        let runtime = Runtime {
+            path: path.to_path_buf(),
+            bytes,
+        };
+        let archive = runtime.archive()?;
+        if archive.manifest().kind != PayloadKind::Runtime {
+            bail!("`{}` is a packed application, not the pyferry runtime", path.display());
+        }
+        Ok(runtime)
+    }
+
+    pub fn archive(&self) -> Result<Archive<'_>> {
+        Archive::parse(&self.bytes).with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
+    }
+
+    /// The launcher executable in front of the runtime's zip.
+    pub fn launcher_bytes(&self) -> Result<&[u8]> {
+        let start = self.archive()?.payload_start() as usize;
+        Ok(&self.bytes[..start])
+    }
+}

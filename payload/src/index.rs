@@ -1,0 +1,151 @@
+//! The entry index: every name in the zip, searchable by exact name and by directory.
+//!
+//! Built once from the central directory. Lookups by name are a hash probe; directory questions
+//! ("does `pkg/sub/` exist?", "what is directly inside `pkg/`?") are answered from the sorted
+//! name list with a binary search, so zips without explicit directory entries (the usual case)
+//! still have directories.
+
+use std::collections::HashMap;
+
+/// Whether a name is a file or a directory of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EntryKind {
+    File,
+    Directory,
+}
+
+/// Names of an archive's files, with their position in the zip's central directory.
+#[derive(Debug, Default)]
+pub struct EntryIndex {
+    positions: HashMap<Box<str>, usize>,
+    /// File names, sorted bytewise; directory entries (`name/`) are left out.
+    sorted: Vec<Box<str>>,
+}
+
+impl EntryIndex {
+    /// Builds the index from `(name, position)` pairs. Directory entries (ending in `/`) are
+    /// dropped: directories are derived from file names. A later duplicate name keeps the first.
+    pub fn new<S: AsRef<str>>(names: impl IntoIterator<Item = (S, usize)>) -> EntryIndex {
+        let mut positions = HashMap::new();
+        for (name, position) in names {
+            let name = name.as_ref();
+            if name.ends_with('/') || name.is_empty() {
+                continue;
+            }
+            positions.entry(Box::from(name)).or_insert(position);
+        }
+        let mut sorted: Vec<Box<str>> = positions.keys().cloned().collect();
+        sorted.sort_unstable();
+        EntryIndex { positions, sorted }
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The central-directory position of the file `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
+    }
+
+    /// Whether `path` (no trailing slash; `""` is the root) is a file, a directory, or absent.
+    pub fn kind(&self, path: &str) -> Option<EntryKind> {
+        if path.is_empty() {
+            return Some(EntryKind::Directory);
+        }
+        if self.positions.contains_key(path) {
+            return Some(EntryKind::File);
+        }
+        let prefix = format!("{path}/");
+        let start = self.sorted.partition_point(|name| name.as_ref() < prefix.as_str());
+        match self.sorted.get(start) {
+            Some(name) if name.starts_with(&prefix) => Some(EntryKind::Directory),
+            _ => None,
+        }
+    }
+
+    /// The names directly inside directory `dir` (`""` is the root), each once, sorted, with
+    /// whether it is a directory.
+    pub fn children(&self, dir: &str) -> Vec<(&str, EntryKind)> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let start = self.sorted.partition_point(|name| name.as_ref() < prefix.as_str());
+        let mut children: Vec<(&str, EntryKind)> = Vec::new();
+        for name in self.sorted[start..]
+            .iter()
+            .take_while(|name| name.starts_with(&prefix))
+        {
+            let rest = &name[prefix.len()..];
+            let child = match rest.split_once('/') {
+                Some((directory, _)) => (directory, EntryKind::Directory),
+                None => (rest, EntryKind::File),
+            };
+            // Sorted input keeps the files of one directory together, but `a/x` and `a.py`
+            // interleave (`-` < `.` < `/`), so compare against everything pushed.
+            if !children.iter().any(|known| known.0 == child.0) {
+                children.push(child);
+            }
+        }
+        children.sort_unstable();
+        children
+    }
+
+    /// All file names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sorted.iter().map(AsRef::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(names: &[&str]) -> EntryIndex {
+        EntryIndex::new(names.iter().copied().zip(0..))
+    }
+
+    #[test]
+    fn directories_are_derived_from_file_names() {
+        let index = index(&["pkg/__init__.py", "pkg/sub/mod.py", "ns/a/b.py", "top.py"]);
+        assert_eq!(index.kind("pkg"), Some(EntryKind::Directory));
+        assert_eq!(index.kind("pkg/sub"), Some(EntryKind::Directory));
+        assert_eq!(index.kind("ns"), Some(EntryKind::Directory));
+        assert_eq!(index.kind("top.py"), Some(EntryKind::File));
+        assert_eq!(index.kind("pk"), None);
+        assert_eq!(index.kind("pkg/sub/mod"), None);
+        assert_eq!(index.kind(""), Some(EntryKind::Directory));
+    }
+
+    #[test]
+    fn children_lists_each_name_once() {
+        let index = index(&["a/x.py", "a.py", "a-b/c", "a/y/z.py", "a/y/w.py", "b/"]);
+        assert_eq!(
+            index.children(""),
+            vec![
+                ("a", EntryKind::Directory),
+                ("a-b", EntryKind::Directory),
+                ("a.py", EntryKind::File)
+            ]
+        );
+        assert_eq!(
+            index.children("a"),
+            vec![("x.py", EntryKind::File), ("y", EntryKind::Directory)]
+        );
+        assert!(index.children("b").is_empty());
+    }
+
+    #[test]
+    fn first_duplicate_wins() {
+        let index = EntryIndex::new([("m.py", 3), ("m.py", 9)]);
+        assert_eq!(index.position("m.py"), Some(3));
+        assert_eq!(index.len(), 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! The manifest: the one JSON entry that says what a payload is and how to start it.
+//!
+//! It is read before the interpreter exists, so it carries everything the launcher must check
+//! up front (format version, Python version) and the entry point. The format version is read
+//! first, on its own, so a launcher can reject a newer format with a precise message instead of
+//! a confusing field error.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The path of the manifest inside the zip. A leading dot keeps it from ever being importable.
+pub const MANIFEST_PATH: &str = ".pyferry/manifest.json";
+
+/// The payload format this code writes and reads. Bump it on every incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the launcher runs when the application starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPoint {
+    /// The module to import, e.g. `mycli.main`, or `__main__` for a zipapp-style tree.
+    pub module: String,
+    /// The attribute to call (may be dotted, as in console scripts: `Cli.main`). When absent, the
+    /// module itself runs as `__main__`, like `python -m module`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
+impl EntryPoint {
+    /// Parses `module[:function]`, the syntax of `-e` and of console-script definitions.
+    pub fn parse(spec: &str) -> Result<EntryPoint, String> {
+        let (module, function) = match spec.split_once(':') {
+            Some((module, function)) => (module.trim(), Some(function.trim())),
+            None => (spec.trim(), None),
+        };
+        let is_dotted_name = |text: &str| {
+            !text.is_empty()
+                && text.split('.').all(|part| {
+                    let mut chars = part.chars();
+                    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+                        && chars.all(|c| c == '_' || c.is_alphanumeric())
+                })
+        };
+        if !is_dotted_name(module) {
+            return Err(format!("`{spec}` is not a module name (expected MODULE[:FUNCTION])"));
+        }
+        if let Some(function) = function {
+            if !is_dotted_name(function) {
+                return Err(format!("`{spec}` has an invalid function name after `:`"));
+            }
+        }
+        Ok(EntryPoint {
+            module: module.to_string(),
+            function: function.map(str::to_string),
+        })
+    }
+}
+
+impl std::fmt::Display for EntryPoint {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.function {
+            Some(function) => write!(formatter, "{}:{}", self.module, function),
+            None => write!(formatter, "{}", self.module),
+        }
+    }
+}
+
+/// Whether the payload is an application or the bare runtime the packer builds apps from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadKind {
+    #[default]
+    App,
+    /// The launcher plus the standard library and pyferry's build helper; `pyferry` runs it to
+    /// compile bytecode and copies its entries into every app.
+    Runtime,
+}
+
+/// The parsed manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub kind: PayloadKind,
+    /// Version of pyferry that wrote the payload.
+    pub pyferry_version: String,
+    /// `major.minor` of the CPython the payload's bytecode and extensions were built for.
+    pub python_version: String,
+    /// Hex SHA-256 over the payload's entries (names and contents), computed by the packer.
+    pub build_id: String,
+    pub entry_point: EntryPoint,
+    /// For each extension module and shared library in the archive that needs other shared
+    /// libraries of the archive: those libraries (archive paths), in `DT_NEEDED` order. The
+    /// launcher loads them, dependencies first, before the object that needs them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shared_libraries: BTreeMap<String, Vec<String>>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("the manifest is not valid JSON: {0}")]
+    Syntax(serde_json::Error),
+    #[error("the manifest has no `format_version`")]
+    MissingVersion,
+    #[error(
+        "payload format version {found} is not supported by this launcher (it reads version {supported}); rebuild the app with a matching pyferry"
+    )]
+    UnsupportedVersion { found: u64, supported: u32 },
+    #[error("the manifest is invalid: {0}")]
+    Invalid(serde_json::Error),
+}
+
+impl Manifest {
+    /// Parses a manifest, checking the format version before anything else.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(ManifestError::Syntax)?;
+        let found = value
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or(ManifestError::MissingVersion)?;
+        if found != u64::from(FORMAT_VERSION) {
+            return Err(ManifestError::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_value(value).map_err(ManifestError::Invalid)
+    }
+
+    /// Serializes the manifest deterministically (fixed field order, no trailing whitespace).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            kind: PayloadKind::App,
+            pyferry_version: "0.1.0".into(),
+            python_version: "3.11".into(),
+            build_id: "ab".repeat(32),
+            entry_point: EntryPoint::parse("pkg.cli:main").unwrap(),
+            shared_libraries: BTreeMap::from([(
+                "pkg/_ext.so".to_string(),
+                vec!["pkg.libs/libz-1.so".to_string()],
+            )]),
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let manifest = sample();
+        assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest);
+    }
+
+    #[test]
+    fn newer_format_version_is_named_in_the_error() {
+        let text = br#"{"format_version": 7, "whatever": true}"#;
+        let error = Manifest::from_json(text).unwrap_err().to_string();
+        assert!(error.contains("format version 7"), "{error}");
+    }
+
+    #[test]
+    fn entry_point_syntax() {
+        assert_eq!(EntryPoint::parse("a.b").unwrap().function, None);
+        assert_eq!(
+            EntryPoint::parse("a.b:Cli.run").unwrap().function.as_deref(),
+            Some("Cli.run")
+        );
+        assert!(EntryPoint::parse("a-b").is_err());
+        assert!(EntryPoint::parse("a:").is_err());
+        assert!(EntryPoint::parse("").is_err());
+        assert_eq!(EntryPoint::parse("m:f").unwrap().to_string(), "m:f");
+    }
+}
