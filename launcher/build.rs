@@ -54,7 +54,9 @@ fn exported_symbols() -> Vec<String> {
     let output = Command::new("nm")
         .args(["-D", "--defined-only", "--format=posix", SHARED_LIBPYTHON])
         .output()
-        .unwrap_or_else(|error| panic!("run `nm` on {SHARED_LIBPYTHON}: {error} (install binutils and libpython3.11)"));
+        .unwrap_or_else(|error| {
+            panic!("run `nm` on {SHARED_LIBPYTHON}: {error} (install binutils and libpython3.11)")
+        });
     assert!(
         output.status.success(),
         "`nm -D {SHARED_LIBPYTHON}` failed: {}",
@@ -67,19 +69,27 @@ fn exported_symbols() -> Vec<String> {
             let name = fields.next()?;
             let kind = fields.next()?;
             // Functions and data; skip version definitions (`A`) and the like.
-            matches!(kind, "T" | "D" | "B" | "R" | "V" | "W").then(|| name.split('@').next().unwrap_or(name).to_string())
+            matches!(kind, "T" | "D" | "B" | "R" | "V" | "W")
+                .then(|| name.split('@').next().unwrap_or(name).to_string())
         })
         .collect();
     symbols.sort();
     symbols.dedup();
-    assert!(symbols.len() > 1000, "only {} symbols found in {SHARED_LIBPYTHON}", symbols.len());
+    assert!(
+        symbols.len() > 1000,
+        "only {} symbols found in {SHARED_LIBPYTHON}",
+        symbols.len()
+    );
     symbols
 }
 
 /// The directory of gcc's own `libgcc_eh.a` (`gcc -print-file-name`), which depends on gcc's
 /// version.
 fn gcc_library_dir() -> Option<String> {
-    let output = Command::new("gcc").arg("-print-file-name=libgcc_eh.a").output().ok()?;
+    let output = Command::new("gcc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()?;
     let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
     path.is_absolute()
         .then(|| path.parent().map(|dir| dir.display().to_string()))

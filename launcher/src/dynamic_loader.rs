@@ -27,5 +27,7 @@ fn last_error() -> String {
         return "unknown dlopen error".to_string();
     }
     // SAFETY: non-NULL results of `dlerror` are NUL-terminated strings (see above).
-    unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -70,7 +70,9 @@ pub fn memory_file_policy() -> MemoryFilePolicy {
         Ok("tmpfile") => MemoryFilePolicy::TmpFileOnly,
         Ok("none") => MemoryFilePolicy::Nothing,
         Ok(other) => {
-            tracing::warn!("{MEMFD}={other:?} is not one of auto, memfd, tmpfile, none; using auto");
+            tracing::warn!(
+                "{MEMFD}={other:?} is not one of auto, memfd, tmpfile, none; using auto"
+            );
             MemoryFilePolicy::Auto
         }
     }

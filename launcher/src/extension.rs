@@ -28,7 +28,9 @@ fn loaded_path(name: &str) -> Option<String> {
 
 fn mark_loaded(name: &str, path: String) {
     if let Ok(mut loaded) = LOADED.lock() {
-        loaded.get_or_insert_with(HashMap::new).insert(name.to_string(), path);
+        loaded
+            .get_or_insert_with(HashMap::new)
+            .insert(name.to_string(), path);
     }
 }
 
@@ -49,7 +51,9 @@ fn to_memory(context: &ArchiveContext, name: &str) -> Result<String, String> {
             memfd::load_bytes(name, &data)
         }
     };
-    file.map(|file| file.proc_path()).map_err(|error| error.to_string())
+    let file = file.map_err(|error| error.to_string())?;
+    tracing::debug!(name, backing = %file.backing, path = %file.proc_path(), "in memory");
+    Ok(file.proc_path())
 }
 
 /// Loads the libraries `name` needs, dependencies first, each once.
@@ -58,7 +62,9 @@ fn load_dependencies(context: &ArchiveContext, name: &str, depth: usize) -> Resu
         return Ok(());
     };
     if depth > 64 {
-        return Err(format!("library dependencies of `{name}` nest too deep (a cycle?)"));
+        return Err(format!(
+            "library dependencies of `{name}` nest too deep (a cycle?)"
+        ));
     }
     for library in needed {
         if loaded_path(library).is_some() {
@@ -68,7 +74,11 @@ fn load_dependencies(context: &ArchiveContext, name: &str, depth: usize) -> Resu
         let path = to_memory(context, library)?;
         dynamic_loader::open_library(&path)
             .map_err(|error| format!("cannot load `{library}` (needed by `{name}`): {error}"))?;
-        tracing::debug!(library, needed_by = name, "vendored library loaded from memory");
+        tracing::debug!(
+            library,
+            needed_by = name,
+            "vendored library loaded from memory"
+        );
         mark_loaded(library, path);
     }
     Ok(())
@@ -81,7 +91,10 @@ pub struct ExtensionLoader {
 }
 
 impl ExtensionLoader {
-    pub fn for_context<'py>(py: Python<'py>, context: &'static ArchiveContext) -> PyResult<Bound<'py, ExtensionLoader>> {
+    pub fn for_context<'py>(
+        py: Python<'py>,
+        context: &'static ArchiveContext,
+    ) -> PyResult<Bound<'py, ExtensionLoader>> {
         LOADER
             .get_or_try_init(py, || Py::new(py, ExtensionLoader { context }))
             .map(|loader| loader.bind(py).clone())
@@ -90,7 +103,10 @@ impl ExtensionLoader {
 
 #[pymethods]
 impl ExtensionLoader {
-    fn create_module<'py>(slf: &Bound<'py, Self>, spec: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn create_module<'py>(
+        slf: &Bound<'py, Self>,
+        spec: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let context = slf.get().context;
         let name: String = spec.getattr("name")?.extract()?;
@@ -100,7 +116,8 @@ impl ExtensionLoader {
             .relative_path(&origin)
             .ok_or_else(|| fail(format!("`{origin}` is not inside this application")))?;
         let span = tracing::debug_span!("extension", module = %name).entered();
-        load_dependencies(context, relative, 0).map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
+        load_dependencies(context, relative, 0)
+            .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
         let fd_path = match loaded_path(relative) {
             Some(path) => path,
             None => {
@@ -118,7 +135,10 @@ impl ExtensionLoader {
             .import("_frozen_importlib")?
             .getattr("ModuleSpec")?
             .call((&name, slf), Some(&kwargs))?;
-        let module = py.import("_imp")?.getattr("create_dynamic")?.call1((memory_spec,))?;
+        let module = py
+            .import("_imp")?
+            .getattr("create_dynamic")?
+            .call1((memory_spec,))?;
         // Single-phase modules get `__file__` from the path they were loaded from.
         if module.hasattr("__file__")? {
             module.setattr("__file__", &origin)?;
@@ -128,7 +148,11 @@ impl ExtensionLoader {
     }
 
     fn exec_module(&self, module: &Bound<'_, PyAny>) -> PyResult<()> {
-        module.py().import("_imp")?.getattr("exec_dynamic")?.call1((module,))?;
+        module
+            .py()
+            .import("_imp")?
+            .getattr("exec_dynamic")?
+            .call1((module,))?;
         Ok(())
     }
 

@@ -30,7 +30,9 @@ pub fn import_error(py: Python<'_>, message: String, name: &str, path: &str) -> 
         let kwargs = PyDict::new(py);
         kwargs.set_item("name", name)?;
         kwargs.set_item("path", path)?;
-        let error = py.get_type::<PyImportError>().call((message.clone(),), Some(&kwargs))?;
+        let error = py
+            .get_type::<PyImportError>()
+            .call((message.clone(),), Some(&kwargs))?;
         Ok(PyErr::from_value(error))
     };
     build().unwrap_or_else(|error| error)
@@ -74,14 +76,19 @@ impl ArchiveImporter {
     /// The location of `fullname`: where `find_spec` found it, else its canonical place
     /// (`a.b.c` in `a/b/`).
     fn locate(&self, py: Python<'_>, fullname: &str) -> PyResult<FoundModule> {
-        if let Some(found) = self.found.lock().ok().and_then(|map| map.get(fullname).cloned()) {
+        if let Some(found) = self
+            .found
+            .lock()
+            .ok()
+            .and_then(|map| map.get(fullname).cloned())
+        {
             return Ok(found);
         }
         let (parent, name) = match fullname.rsplit_once('.') {
             Some((parent, name)) => (parent.replace('.', "/"), name),
             None => (String::new(), fullname),
         };
-        modules::find_module(&self.context.archive.index(), &parent, name).ok_or_else(|| {
+        modules::find_module(self.context.archive.index(), &parent, name).ok_or_else(|| {
             import_error(
                 py,
                 format!("no module named `{fullname}` in the application"),
@@ -91,7 +98,12 @@ impl ArchiveImporter {
         })
     }
 
-    fn read_entry(&self, py: Python<'_>, relative: &str, fullname: &str) -> PyResult<pyferry_payload::EntryData<'static>> {
+    fn read_entry(
+        &self,
+        py: Python<'_>,
+        relative: &str,
+        fullname: &str,
+    ) -> PyResult<pyferry_payload::EntryData<'static>> {
         match self.context.archive.read(relative) {
             Ok(Some(data)) => Ok(data),
             Ok(None) => Err(import_error(
@@ -102,7 +114,10 @@ impl ArchiveImporter {
             )),
             Err(error) => Err(import_error(
                 py,
-                format!("cannot read `{}`: {error}", self.context.virtual_path(relative)),
+                format!(
+                    "cannot read `{}`: {error}",
+                    self.context.virtual_path(relative)
+                ),
                 fullname,
                 &self.context.root,
             )),
@@ -138,7 +153,9 @@ impl ArchiveImporter {
         let kwargs = PyDict::new(py);
         kwargs.set_item("origin", context.virtual_path(&origin))?;
         kwargs.set_item("is_package", found.package_dir().is_some())?;
-        let spec = module_spec.bind(py).call((fullname, loader), Some(&kwargs))?;
+        let spec = module_spec
+            .bind(py)
+            .call((fullname, loader), Some(&kwargs))?;
         spec.setattr("has_location", true)?;
         if let Some(dir) = found.package_dir() {
             spec.setattr(
@@ -262,7 +279,11 @@ impl ArchiveImporter {
     }
 
     /// The module's source text, or `None` when only bytecode was shipped.
-    fn get_source<'py>(&self, py: Python<'py>, fullname: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn get_source<'py>(
+        &self,
+        py: Python<'py>,
+        fullname: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let found = self.locate(py, fullname)?;
         let FoundModule::Python {
             stem,
@@ -288,24 +309,41 @@ impl ArchiveImporter {
         found
             .origin()
             .map(|origin| self.context.virtual_path(&origin))
-            .ok_or_else(|| import_error(py, format!("`{fullname}` has no file"), fullname, &self.context.root))
+            .ok_or_else(|| {
+                import_error(
+                    py,
+                    format!("`{fullname}` has no file"),
+                    fullname,
+                    &self.context.root,
+                )
+            })
     }
 
     /// `ResourceLoader.get_data`: the bytes of a file inside the archive, by virtual path.
     fn get_data<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
         let not_found = || {
-            PyFileNotFoundError::new_err((libc::ENOENT, "No such file or directory", path.to_string()))
+            PyFileNotFoundError::new_err((
+                libc::ENOENT,
+                "No such file or directory",
+                path.to_string(),
+            ))
         };
         let relative = self.context.relative_path(path).ok_or_else(not_found)?;
         match self.context.archive.read(relative) {
             Ok(Some(data)) => Ok(PyBytes::new(py, &data)),
             Ok(None) => Err(not_found()),
-            Err(error) => Err(pyo3::exceptions::PyOSError::new_err(format!("{path}: {error}"))),
+            Err(error) => Err(pyo3::exceptions::PyOSError::new_err(format!(
+                "{path}: {error}"
+            ))),
         }
     }
 
     /// The `importlib.resources` reader of a package in the archive.
-    fn get_resource_reader(&self, py: Python<'_>, fullname: &str) -> PyResult<Option<ArchiveResourceReader>> {
+    fn get_resource_reader(
+        &self,
+        py: Python<'_>,
+        fullname: &str,
+    ) -> PyResult<Option<ArchiveResourceReader>> {
         let Ok(found) = self.locate(py, fullname) else {
             return Ok(None);
         };
@@ -356,7 +394,9 @@ impl ArchivePathFinder {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let _ = target;
         let importer = self.importer.bind(py);
-        let found = importer.get().find_in_dirs(fullname, std::slice::from_ref(&self.dir));
+        let found = importer
+            .get()
+            .find_in_dirs(fullname, std::slice::from_ref(&self.dir));
         match found {
             None => Ok(None),
             Some(FoundModule::Namespace { dir }) => {
@@ -393,13 +433,24 @@ impl ArchivePathFinder {
         let listed = modules::iter_modules(context.archive.index(), &self.dir);
         let items = listed
             .into_iter()
-            .map(|(name, is_package)| PyTuple::new(py, [format!("{prefix}{name}").into_pyobject(py)?.into_any(), is_package.into_pyobject(py)?.to_owned().into_any()]))
+            .map(|(name, is_package)| {
+                PyTuple::new(
+                    py,
+                    [
+                        format!("{prefix}{name}").into_pyobject(py)?.into_any(),
+                        is_package.into_pyobject(py)?.to_owned().into_any(),
+                    ],
+                )
+            })
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
         let context = self.importer.bind(py).get().context();
-        format!("<pyferry.ArchivePathFinder for {:?}>", context.virtual_path(&self.dir))
+        format!(
+            "<pyferry.ArchivePathFinder for {:?}>",
+            context.virtual_path(&self.dir)
+        )
     }
 }

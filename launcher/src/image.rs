@@ -22,7 +22,9 @@ pub struct ExecutableImage {
 /// Why the executable could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot locate the running executable through `/proc/self/exe`: {0} (is /proc mounted?)")]
+    #[error(
+        "cannot locate the running executable through `/proc/self/exe`: {0} (is /proc mounted?)"
+    )]
     Locate(std::io::Error),
     #[error("cannot read `{path}`: {source}")]
     Read {
@@ -49,7 +51,7 @@ impl ExecutableImage {
             path: path.clone(),
             source,
         })?;
-        let bytes: &'static [u8] = &**Box::leak(Box::new(map));
+        let bytes: &'static [u8] = Box::leak(Box::new(map));
         let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
         Ok(ExecutableImage { path, bytes, fd })
     }

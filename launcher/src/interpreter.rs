@@ -52,7 +52,11 @@ fn status_result(status: ffi::PyStatus) -> Result<(), InitError> {
             None
         } else {
             // SAFETY: CPython fills `func` and `err_msg` with pointers to static C strings.
-            Some(unsafe { CStr::from_ptr(pointer) }.to_string_lossy().into_owned())
+            Some(
+                unsafe { CStr::from_ptr(pointer) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         }
     };
     let message = match (text(status.func), text(status.err_msg)) {
@@ -183,11 +187,16 @@ pub fn initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
         .enumerate()
         .map(|(position, argument)| c_string(argument.as_bytes(), position))
         .collect::<Result<_, _>>()?;
-    let mut pointers: Vec<*const c_char> = arguments.iter().map(|argument| argument.as_ptr()).collect();
+    let mut pointers: Vec<*const c_char> =
+        arguments.iter().map(|argument| argument.as_ptr()).collect();
     // SAFETY: `pointers` holds `arguments.len()` valid NUL-terminated strings that outlive the
     // call; CPython copies them (decoding as the file system encoding) and never writes to them.
     status_result(unsafe {
-        ffi::PyConfig_SetBytesArgv(&mut config.0, pointers.len() as ffi::Py_ssize_t, pointers.as_mut_ptr())
+        ffi::PyConfig_SetBytesArgv(
+            &mut config.0,
+            pointers.len() as ffi::Py_ssize_t,
+            pointers.as_mut_ptr(),
+        )
     })?;
 
     // SAFETY: decoding after pre-initialization uses the UTF-8 mode set there; the returned
@@ -195,7 +204,9 @@ pub fn initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
     unsafe {
         let wide = ffi::Py_DecodeLocale(executable.as_ptr(), ptr::null_mut());
         if wide.is_null() {
-            return Err(InitError::Status(format!("cannot decode the path {executable:?}")));
+            return Err(InitError::Status(format!(
+                "cannot decode the path {executable:?}"
+            )));
         }
         let appended = ffi::PyWideStringList_Append(&mut config.0.module_search_paths, wide);
         ffi::PyMem_RawFree(wide.cast());

@@ -108,10 +108,16 @@ fn open_archive() -> Result<&'static ArchiveContext, BootError> {
 /// Puts the importer on `sys.meta_path` just before `PathFinder` (after the built-in and frozen
 /// importers), or at the end while `PathFinder` is not installed yet.
 fn install_meta_path(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>) -> PyResult<()> {
-    let meta_path = py.import("sys")?.getattr("meta_path")?.cast_into::<PyList>()?;
+    let meta_path = py
+        .import("sys")?
+        .getattr("meta_path")?
+        .cast_into::<PyList>()?;
     let mut position = meta_path.len();
     for (index, finder) in meta_path.iter().enumerate() {
-        if finder.getattr("__name__").is_ok_and(|name| name.to_string() == "PathFinder") {
+        if finder
+            .getattr("__name__")
+            .is_ok_and(|name| name.to_string() == "PathFinder")
+        {
             position = index;
             break;
         }
@@ -171,8 +177,14 @@ fn boot() -> Result<Outcome, BootError> {
         }
         install_path_hook(py, &importer).map_err(importer_error)?;
         install_builtins(py).map_err(importer_error)?;
-        let _span = tracing::info_span!("run", entry_point = %context.archive.manifest().entry_point).entered();
-        Ok(runner::run(py, &importer, &context.archive.manifest().entry_point))
+        let _span =
+            tracing::info_span!("run", entry_point = %context.archive.manifest().entry_point)
+                .entered();
+        Ok(runner::run(
+            py,
+            &importer,
+            &context.archive.manifest().entry_point,
+        ))
     })?;
     Ok(outcome)
 }

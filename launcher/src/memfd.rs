@@ -181,15 +181,22 @@ fn fill(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> std::io
 }
 
 /// Makes a memory file holding `bytes`, which lie at `offset` in the file open as `source`.
-pub fn load(name: &str, source: RawFd, offset: u64, bytes: &[u8]) -> Result<MemoryFile, MemoryFileError> {
+pub fn load(
+    name: &str,
+    source: RawFd,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
     if let Err(error) = fill(&mut file, source, offset, bytes) {
         return Err(MemoryFileError {
             name: name.to_string(),
-            attempts: vec![format!("writing {} bytes into {backing}: {error}", bytes.len())],
+            attempts: vec![format!(
+                "writing {} bytes into {backing}: {error}",
+                bytes.len()
+            )],
         });
     }
-    tracing::debug!(name, %backing, bytes = bytes.len(), "shared object in memory");
     Ok(MemoryFile {
         fd: file.into_raw_fd(),
         backing,
@@ -202,7 +209,10 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileErro
     if let Err(error) = file.write_all(bytes) {
         return Err(MemoryFileError {
             name: name.to_string(),
-            attempts: vec![format!("writing {} bytes into {backing}: {error}", bytes.len())],
+            attempts: vec![format!(
+                "writing {} bytes into {backing}: {error}",
+                bytes.len()
+            )],
         });
     }
     Ok(MemoryFile {

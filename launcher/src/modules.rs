@@ -48,9 +48,8 @@ impl FoundModule {
     /// The package's own directory, for packages.
     pub fn package_dir(&self) -> Option<&str> {
         match self {
-            FoundModule::Python { package_dir, .. } | FoundModule::Extension { package_dir, .. } => {
-                package_dir.as_deref()
-            }
+            FoundModule::Python { package_dir, .. }
+            | FoundModule::Extension { package_dir, .. } => package_dir.as_deref(),
             FoundModule::Namespace { dir } => Some(dir),
         }
     }
@@ -121,10 +120,7 @@ pub fn iter_modules(index: &EntryIndex, dir: &str) -> Vec<(String, bool)> {
         let entry = match kind {
             EntryKind::Directory => {
                 let is_package = !child.contains('.')
-                    && matches!(
-                        find_code(index, &format!("{}/__init__", join(dir, child)), None),
-                        Some(_)
-                    );
+                    && find_code(index, &format!("{}/__init__", join(dir, child)), None).is_some();
                 if !is_package {
                     continue;
                 }
@@ -175,12 +171,18 @@ mod tests {
             find_module(&index, "", "fast").unwrap().origin().unwrap(),
             "fast.cpython-311-x86_64-linux-gnu.so"
         );
-        assert_eq!(find_module(&index, "", "bc").unwrap().origin().unwrap(), "bc.pyc");
+        assert_eq!(
+            find_module(&index, "", "bc").unwrap().origin().unwrap(),
+            "bc.pyc"
+        );
         assert_eq!(
             find_module(&index, "", "ns"),
             Some(FoundModule::Namespace { dir: "ns".into() })
         );
-        assert_eq!(find_module(&index, "ns", "x").unwrap().origin().unwrap(), "ns/x.py");
+        assert_eq!(
+            find_module(&index, "ns", "x").unwrap().origin().unwrap(),
+            "ns/x.py"
+        );
         assert_eq!(find_module(&index, "", "missing"), None);
         assert_eq!(find_module(&index, "", "a.b"), None);
     }
@@ -188,8 +190,14 @@ mod tests {
     #[test]
     fn abi3_and_plain_suffixes() {
         let index = index(&["p/m.abi3.so", "q.so"]);
-        assert_eq!(find_module(&index, "p", "m").unwrap().origin().unwrap(), "p/m.abi3.so");
-        assert_eq!(find_module(&index, "", "q").unwrap().origin().unwrap(), "q.so");
+        assert_eq!(
+            find_module(&index, "p", "m").unwrap().origin().unwrap(),
+            "p/m.abi3.so"
+        );
+        assert_eq!(
+            find_module(&index, "", "q").unwrap().origin().unwrap(),
+            "q.so"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `importlib.resources` over the archive: a resource reader for packages and a `Traversable`
 //! that behaves like `zipfile.Path`, answered from the entry index instead of re-reading the zip.
 
-use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyNotADirectoryError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIsADirectoryError, PyNotADirectoryError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
@@ -32,7 +34,8 @@ impl ArchiveResourceReader {
     }
 
     fn open_resource<'py>(&self, py: Python<'py>, resource: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.child(resource).open(py, "rb", &PyTuple::empty(py), None)
+        self.child(resource)
+            .open(py, "rb", &PyTuple::empty(py), None)
     }
 
     /// Resources have no file-system path: `importlib.resources.as_file` copies them out.
@@ -76,7 +79,11 @@ impl ArchiveTraversable {
 
     /// This path joined with `child`, which may hold several `/`-separated parts, `.` and `..`.
     fn joined(&self, child: &str) -> ArchiveTraversable {
-        let mut parts: Vec<&str> = self.relative.split('/').filter(|part| !part.is_empty()).collect();
+        let mut parts: Vec<&str> = self
+            .relative
+            .split('/')
+            .filter(|part| !part.is_empty())
+            .collect();
         for part in child.split('/') {
             match part {
                 "" | "." => {}
@@ -104,7 +111,10 @@ impl ArchiveTraversable {
                 "No such file or directory",
                 self.__str__(),
             ))),
-            Err(error) => Err(pyo3::exceptions::PyOSError::new_err(format!("{}: {error}", self.__str__()))),
+            Err(error) => Err(pyo3::exceptions::PyOSError::new_err(format!(
+                "{}: {error}",
+                self.__str__()
+            ))),
         }
     }
 }
@@ -196,7 +206,10 @@ impl ArchiveTraversable {
         errors: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let data = PyBytes::new(py, &self.read()?);
-        data.call_method1("decode", (encoding.unwrap_or("utf-8"), errors.unwrap_or("strict")))
+        data.call_method1(
+            "decode",
+            (encoding.unwrap_or("utf-8"), errors.unwrap_or("strict")),
+        )
     }
 
     /// Opens the file for reading, in binary (`rb`) or text mode (`r`, with `io.TextIOWrapper`'s
@@ -216,7 +229,9 @@ impl ArchiveTraversable {
             )));
         }
         let io = py.import("io")?;
-        let stream = io.getattr("BytesIO")?.call1((PyBytes::new(py, &self.read()?),))?;
+        let stream = io
+            .getattr("BytesIO")?
+            .call1((PyBytes::new(py, &self.read()?),))?;
         if mode.contains('b') {
             return Ok(stream);
         }

@@ -32,7 +32,11 @@ pub fn run(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>, entry: &EntryP
 }
 
 /// `import module; sys.exit(module.function())`, the console-script contract.
-fn call_function<'py>(py: Python<'py>, module: &str, function: &str) -> PyResult<Bound<'py, PyAny>> {
+fn call_function<'py>(
+    py: Python<'py>,
+    module: &str,
+    function: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let mut target = py.import(module)?.into_any();
     for attribute in function.split('.') {
         target = target.getattr(attribute)?;
@@ -42,13 +46,19 @@ fn call_function<'py>(py: Python<'py>, module: &str, function: &str) -> PyResult
 
 /// What `python -m module` does, minus `runpy`'s frames in tracebacks: find the module's spec
 /// (a package runs its `__main__`), then execute its code in the `__main__` module.
-fn run_module_as_main(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>, module: &str) -> PyResult<()> {
+fn run_module_as_main(
+    py: Python<'_>,
+    importer: &Bound<'_, ArchiveImporter>,
+    module: &str,
+) -> PyResult<()> {
     let find = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
         let spec = if name == "__main__" {
             // `importlib.util.find_spec("__main__")` would return the running `__main__`.
             importer.call_method1("find_spec", (name,))?
         } else {
-            py.import("importlib.util")?.getattr("find_spec")?.call1((name,))?
+            py.import("importlib.util")?
+                .getattr("find_spec")?
+                .call1((name,))?
         };
         Ok((!spec.is_none()).then_some(spec))
     };
@@ -75,7 +85,9 @@ fn run_module_as_main(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>, mod
     globals.set_item("__package__", spec.getattr("parent")?)?;
     globals.set_item("__cached__", py.None())?;
     globals.set_item("__spec__", &spec)?;
-    py.import("builtins")?.getattr("exec")?.call1((code, &globals))?;
+    py.import("builtins")?
+        .getattr("exec")?
+        .call1((code, &globals))?;
     Ok(())
 }
 
@@ -142,9 +154,11 @@ pub fn excepthook(
     value: &Bound<'_, PyAny>,
     traceback: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let printed = py
-        .import("traceback")
-        .and_then(|module| module.getattr("print_exception")?.call1((exception_type, value, traceback)));
+    let printed = py.import("traceback").and_then(|module| {
+        module
+            .getattr("print_exception")?
+            .call1((exception_type, value, traceback))
+    });
     if printed.is_err() {
         py.import("sys")?
             .getattr("__excepthook__")?

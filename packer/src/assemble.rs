@@ -38,14 +38,21 @@ pub fn compression_for(name: &str) -> Compression {
 /// Checks that `output` can be written: not a directory, in an existing directory.
 pub fn check_output(output: &Path) -> Result<PathBuf> {
     if output.is_dir() {
-        bail!("`{}` is a directory; give the path of the executable to write", output.display());
+        bail!(
+            "`{}` is a directory; give the path of the executable to write",
+            output.display()
+        );
     }
     let parent = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        bail!("cannot write `{}`: directory `{}` does not exist", output.display(), parent.display());
+        bail!(
+            "cannot write `{}`: directory `{}` does not exist",
+            output.display(),
+            parent.display()
+        );
     }
     Ok(parent)
 }
@@ -69,7 +76,10 @@ pub fn write_executable(
     if let Some(pair) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
         bail!("two files would be packed as `{}`", pair[0].name);
     }
-    let file_name = output.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = output
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut temporary = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".partial")
@@ -77,7 +87,8 @@ pub fn write_executable(
         .with_context(|| format!("cannot create a temporary file in `{}`", parent.display()))?;
     let write_error = || format!("cannot write `{}`", temporary_display(output));
     temporary.write_all(launcher).with_context(write_error)?;
-    let mut writer = PayloadWriter::new(temporary.as_file_mut(), source_date_epoch()).with_context(write_error)?;
+    let mut writer = PayloadWriter::new(temporary.as_file_mut(), source_date_epoch())
+        .with_context(write_error)?;
     let mut runtime_zip = runtime_zip.cloned();
     for entry in &entries {
         let result = match &entry.contents {
@@ -88,13 +99,20 @@ pub fn write_executable(
             }
             Contents::Runtime => match runtime_zip.as_mut() {
                 Some(zip) => writer.copy_raw(zip, &entry.name),
-                None => bail!("internal error: `{}` planned from a runtime that is not open", entry.name),
+                None => bail!(
+                    "internal error: `{}` planned from a runtime that is not open",
+                    entry.name
+                ),
             },
         };
         result.with_context(|| format!("cannot pack `{}`", entry.name))?;
     }
     writer.finish(manifest).with_context(write_error)?;
-    let size = temporary.as_file().metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let size = temporary
+        .as_file()
+        .metadata()
+        .map(|metadata| metadata.len())
+        .unwrap_or(0);
     temporary
         .as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o755))

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 /// without unpacking anything to disk.
 #[derive(Debug, Parser)]
 #[command(name = "pyferry", version, about, long_about = None)]
-#[command(after_help = "Examples:\n  pyferry pack myapp/ -o myapp          # a tree with __main__.py at its root\n  pyferry pack build/ -e mycli.main:run -o mycli")]
+#[command(
+    after_help = "Examples:\n  pyferry pack myapp/ -o myapp          # a tree with __main__.py at its root\n  pyferry pack build/ -e mycli.main:run -o mycli"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

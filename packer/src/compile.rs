@@ -43,8 +43,13 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
     if items.is_empty() {
         return Ok(Compiled::default());
     }
-    let work = tempfile::Builder::new().prefix("pyferry-compile-").tempdir().context("cannot create a temporary directory")?;
-    let workers = std::thread::available_parallelism().map_or(2, |count| count.get()).min(items.len());
+    let work = tempfile::Builder::new()
+        .prefix("pyferry-compile-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |count| count.get())
+        .min(items.len());
     let chunk_size = items.len().div_ceil(workers);
     let chunks: Vec<&[CompileItem]> = items.chunks(chunk_size).collect();
     let results: Vec<Result<Compiled>> = std::thread::scope(|scope| {
@@ -58,7 +63,11 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| bail!("a compile worker panicked")))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| bail!("a compile worker panicked"))
+            })
             .collect()
     });
     let mut compiled = Compiled::default();
@@ -71,7 +80,12 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
     Ok(compiled)
 }
 
-fn compile_chunk(runtime: &Path, work: &Path, worker: usize, items: &[CompileItem]) -> Result<Compiled> {
+fn compile_chunk(
+    runtime: &Path,
+    work: &Path,
+    worker: usize,
+    items: &[CompileItem],
+) -> Result<Compiled> {
     let job: Vec<(String, String, String)> = items
         .iter()
         .enumerate()
@@ -79,7 +93,9 @@ fn compile_chunk(runtime: &Path, work: &Path, worker: usize, items: &[CompileIte
             (
                 item.source.to_string_lossy().into_owned(),
                 item.name.clone(),
-                work.join(format!("{worker}-{position}.pyc")).to_string_lossy().into_owned(),
+                work.join(format!("{worker}-{position}.pyc"))
+                    .to_string_lossy()
+                    .into_owned(),
             )
         })
         .collect();
@@ -118,7 +134,8 @@ fn compile_chunk(runtime: &Path, work: &Path, worker: usize, items: &[CompileIte
         if failed.contains(&item.name) {
             continue;
         }
-        let bytecode = fs_err::read(pyc_path).context("the build helper did not write its output")?;
+        let bytecode =
+            fs_err::read(pyc_path).context("the build helper did not write its output")?;
         compiled.bytecode.insert(item.name.clone(), bytecode);
     }
     Ok(compiled)

@@ -80,7 +80,9 @@ pub fn library_graph(objects: &BTreeMap<String, SharedObject>) -> LibraryGraph {
         let mut needs: Vec<String> = Vec::new();
         for needed in &object.needed {
             if needed.starts_with("libpython") {
-                graph.linked_to_libpython.push((path.clone(), needed.clone()));
+                graph
+                    .linked_to_libpython
+                    .push((path.clone(), needed.clone()));
             } else if let Some(library) = by_name.get(needed.as_str()) {
                 if *library != path && !needs.iter().any(|known| known == library) {
                     needs.push(library.to_string());
@@ -111,7 +113,11 @@ pub fn host_closure(
         if is_glibc_library(&name) || found.contains_key(&name) || unresolved.contains(&name) {
             continue;
         }
-        match search_dirs.iter().map(|dir| dir.join(&name)).find(|path| path.exists()) {
+        match search_dirs
+            .iter()
+            .map(|dir| dir.join(&name))
+            .find(|path| path.exists())
+        {
             Some(path) => {
                 if let Some(object) = read(&path) {
                     queue.extend(object.needed);
@@ -142,23 +148,47 @@ mod tests {
         let objects = BTreeMap::from([
             (
                 "numpy/_core/_multiarray.so".to_string(),
-                object(None, &["libopenblas-1a2b.so", "libc.so.6", "libgfortran-3c.so.5"]),
+                object(
+                    None,
+                    &["libopenblas-1a2b.so", "libc.so.6", "libgfortran-3c.so.5"],
+                ),
             ),
-            ("numpy.libs/libopenblas-1a2b.so".to_string(), object(Some("libopenblas-1a2b.so"), &["libgfortran-3c.so.5"])),
-            ("numpy.libs/libgfortran-3c.so.5.0.0".to_string(), object(Some("libgfortran-3c.so.5"), &["libm.so.6"])),
-            ("ext/needs_foreign.so".to_string(), object(None, &["libfoo.so.1", "libstdc++.so.6"])),
-            ("bad/linked.so".to_string(), object(None, &["libpython3.11.so.1.0"])),
+            (
+                "numpy.libs/libopenblas-1a2b.so".to_string(),
+                object(Some("libopenblas-1a2b.so"), &["libgfortran-3c.so.5"]),
+            ),
+            (
+                "numpy.libs/libgfortran-3c.so.5.0.0".to_string(),
+                object(Some("libgfortran-3c.so.5"), &["libm.so.6"]),
+            ),
+            (
+                "ext/needs_foreign.so".to_string(),
+                object(None, &["libfoo.so.1", "libstdc++.so.6"]),
+            ),
+            (
+                "bad/linked.so".to_string(),
+                object(None, &["libpython3.11.so.1.0"]),
+            ),
         ]);
         let graph = library_graph(&objects);
         assert_eq!(
             graph.dependencies["numpy/_core/_multiarray.so"],
-            vec!["numpy.libs/libopenblas-1a2b.so", "numpy.libs/libgfortran-3c.so.5.0.0"]
+            vec![
+                "numpy.libs/libopenblas-1a2b.so",
+                "numpy.libs/libgfortran-3c.so.5.0.0"
+            ]
         );
         assert_eq!(
             graph.dependencies["numpy.libs/libopenblas-1a2b.so"],
             vec!["numpy.libs/libgfortran-3c.so.5.0.0"]
         );
-        assert_eq!(graph.missing, vec![("ext/needs_foreign.so".to_string(), "libfoo.so.1".to_string())]);
+        assert_eq!(
+            graph.missing,
+            vec![(
+                "ext/needs_foreign.so".to_string(),
+                "libfoo.so.1".to_string()
+            )]
+        );
         assert_eq!(graph.linked_to_libpython.len(), 1);
     }
 }

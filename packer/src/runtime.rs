@@ -56,13 +56,17 @@ impl Runtime {
         };
         let archive = runtime.archive()?;
         if archive.manifest().kind != PayloadKind::Runtime {
-            bail!("`{}` is a packed application, not the pyferry runtime", path.display());
+            bail!(
+                "`{}` is a packed application, not the pyferry runtime",
+                path.display()
+            );
         }
         Ok(runtime)
     }
 
     pub fn archive(&self) -> Result<Archive<'_>> {
-        Archive::parse(&self.bytes).with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
+        Archive::parse(&self.bytes)
+            .with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
     }
 
     /// The launcher executable in front of the runtime's zip.

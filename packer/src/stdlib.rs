@@ -48,7 +48,9 @@ pub fn library_files(stdlib: &Path) -> Result<Vec<TreeFile>> {
                 return false;
             }
             let dirs: Vec<&str> = file.name.split('/').collect();
-            !dirs[..dirs.len() - 1].iter().any(|dir| EXCLUDED_ANYWHERE.contains(dir))
+            !dirs[..dirs.len() - 1]
+                .iter()
+                .any(|dir| EXCLUDED_ANYWHERE.contains(dir))
         })
         .collect())
 }
@@ -58,6 +60,8 @@ pub fn extension_modules(stdlib: &Path) -> Result<Vec<TreeFile>> {
     let dynload = stdlib.join("lib-dynload");
     Ok(tree::collect(&dynload, &[])?
         .into_iter()
-        .filter(|file| file.name.ends_with(".so") && !file.name.contains('/') && !is_test_extension(&file.name))
+        .filter(|file| {
+            file.name.ends_with(".so") && !file.name.contains('/') && !is_test_extension(&file.name)
+        })
         .collect())
 }

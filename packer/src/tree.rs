@@ -43,10 +43,16 @@ pub fn collect(root: &Path, exclude: &[PathBuf]) -> Result<Vec<TreeFile>> {
         }
         let relative = path.strip_prefix(root).context("walked outside the tree")?;
         let Some(name) = relative.to_str() else {
-            bail!("`{}`: file names must be UTF-8 to be imported", path.display());
+            bail!(
+                "`{}`: file names must be UTF-8 to be imported",
+                path.display()
+            );
         };
         if name.starts_with(".pyferry/") {
-            bail!("`{}`: `.pyferry/` is reserved for pyferry's own files", path.display());
+            bail!(
+                "`{}`: `.pyferry/` is reserved for pyferry's own files",
+                path.display()
+            );
         }
         files.push(TreeFile {
             path: path.to_path_buf(),

@@ -70,7 +70,9 @@ impl<'a> Archive<'a> {
             index,
             manifest: Manifest::default(),
         };
-        let manifest_bytes = archive.read(MANIFEST_PATH)?.ok_or(ArchiveError::NoManifest)?;
+        let manifest_bytes = archive
+            .read(MANIFEST_PATH)?
+            .ok_or(ArchiveError::NoManifest)?;
         archive.manifest = Manifest::from_json(&manifest_bytes)?;
         Ok(archive)
     }
@@ -252,7 +254,11 @@ mod tests {
         assert_eq!(&bytes[range], &[7u8; 300][..]);
         assert!(archive.stored_range("app.py").is_none());
         assert!(archive.read("missing").unwrap().is_none());
-        assert_eq!(archive.payload_start(), 13, "the zip starts after the prefix");
+        assert_eq!(
+            archive.payload_start(),
+            13,
+            "the zip starts after the prefix"
+        );
     }
 
     #[test]

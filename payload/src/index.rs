@@ -62,7 +62,9 @@ impl EntryIndex {
             return Some(EntryKind::File);
         }
         let prefix = format!("{path}/");
-        let start = self.sorted.partition_point(|name| name.as_ref() < prefix.as_str());
+        let start = self
+            .sorted
+            .partition_point(|name| name.as_ref() < prefix.as_str());
         match self.sorted.get(start) {
             Some(name) if name.starts_with(&prefix) => Some(EntryKind::Directory),
             _ => None,
@@ -77,7 +79,9 @@ impl EntryIndex {
         } else {
             format!("{dir}/")
         };
-        let start = self.sorted.partition_point(|name| name.as_ref() < prefix.as_str());
+        let start = self
+            .sorted
+            .partition_point(|name| name.as_ref() < prefix.as_str());
         let mut children: Vec<(&str, EntryKind)> = Vec::new();
         for name in self.sorted[start..]
             .iter()

@@ -16,5 +16,7 @@ pub mod writer;
 
 pub use archive::{Archive, ArchiveError, EntryData};
 pub use index::{EntryIndex, EntryKind};
-pub use manifest::{EntryPoint, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH};
+pub use manifest::{
+    EntryPoint, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
+};
 pub use writer::{Compression, PayloadWriter};

@@ -42,7 +42,9 @@ impl EntryPoint {
                 })
         };
         if !is_dotted_name(module) {
-            return Err(format!("`{spec}` is not a module name (expected MODULE[:FUNCTION])"));
+            return Err(format!(
+                "`{spec}` is not a module name (expected MODULE[:FUNCTION])"
+            ));
         }
         if let Some(function) = function {
             if !is_dotted_name(function) {
@@ -113,7 +115,8 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses a manifest, checking the format version before anything else.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(ManifestError::Syntax)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(ManifestError::Syntax)?;
         let found = value
             .get("format_version")
             .and_then(serde_json::Value::as_u64)
@@ -171,7 +174,10 @@ mod tests {
     fn entry_point_syntax() {
         assert_eq!(EntryPoint::parse("a.b").unwrap().function, None);
         assert_eq!(
-            EntryPoint::parse("a.b:Cli.run").unwrap().function.as_deref(),
+            EntryPoint::parse("a.b:Cli.run")
+                .unwrap()
+                .function
+                .as_deref(),
             Some("Cli.run")
         );
         assert!(EntryPoint::parse("a-b").is_err());

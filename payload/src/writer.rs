@@ -142,11 +142,16 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u8;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u8;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u8;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -171,8 +176,11 @@ mod tests {
     #[test]
     fn same_input_same_bytes() {
         let write = || {
-            let mut writer = PayloadWriter::new(std::io::Cursor::new(Vec::new()), Some(1_700_000_000)).unwrap();
-            writer.add("a.py", b"x = 1\n", Compression::Deflated).unwrap();
+            let mut writer =
+                PayloadWriter::new(std::io::Cursor::new(Vec::new()), Some(1_700_000_000)).unwrap();
+            writer
+                .add("a.py", b"x = 1\n", Compression::Deflated)
+                .unwrap();
             writer.add("b.so", b"\x7fELF", Compression::Stored).unwrap();
             let manifest = Manifest {
                 format_version: crate::FORMAT_VERSION,

@@ -1,1 +1,8 @@
+//! End-to-end tests: every test packs a real application with the real `pyferry` binary and
+//! runs the executable as a subprocess, checking exit status and output.
 
+mod bad_input;
+mod basics;
+mod chroot;
+mod importer;
+mod isolation;

@@ -1,1 +1,207 @@
+//! Helpers for pyferry's end-to-end tests: build real executables with the real `pyferry`
+//! binary (built by `make build`), run them as subprocesses, and fetch real wheels from the
+//! package index (pinned, cached under `target/test-wheels`).
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// `target/release/pyferry`, with its runtime next to it.
+pub fn pyferry() -> PathBuf {
+    let path = workspace_root().join("target/release/pyferry");
+    assert!(
+        path.is_file() && path.with_file_name("pyferry-runtime").is_file(),
+        "{} or its runtime is missing: run `make build` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// `target/release/pyferry-launcher`, the bare launcher.
+pub fn launcher() -> PathBuf {
+    workspace_root().join("target/release/pyferry-launcher")
+}
+
+/// What a finished process printed and how it ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    fn from_output(output: Output) -> Finished {
+        use std::os::unix::process::ExitStatusExt;
+        Finished {
+            code: output.status.code(),
+            signal: output.status.signal(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything printed unless the process exited 0.
+    #[track_caller]
+    pub fn success(self) -> Finished {
+        assert_eq!(self.code, Some(0), "expected success:\n{self:#?}");
+        self
+    }
+}
+
+/// Runs `command` to completion with no stdin.
+pub fn run(command: &mut Command) -> Finished {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    Finished::from_output(output)
+}
+
+/// A command for `pyferry ARGS`.
+pub fn pyferry_command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut command = Command::new(pyferry());
+    command.args(args);
+    command
+}
+
+/// Writes `files` (archive-relative name, contents) below `root`.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (name, contents) in files {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("create dirs");
+        std::fs::write(&path, contents).expect("write file");
+    }
+}
+
+/// `pyferry pack DIR -o OUT EXTRA...`, expected to succeed; returns OUT.
+#[track_caller]
+pub fn pack(dir: &Path, output: &Path, extra: &[&str]) -> PathBuf {
+    let mut command = pyferry_command(["pack"]);
+    command.arg(dir).arg("-o").arg(output).args(extra);
+    run(&mut command).success();
+    output.to_path_buf()
+}
+
+/// A scratch directory with an app tree at `app/` and room for outputs.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let base = workspace_root().join("target/test-scratch");
+        std::fs::create_dir_all(&base).expect("create target/test-scratch");
+        Scratch {
+            dir: tempfile::Builder::new()
+                .prefix("e2e-")
+                .tempdir_in(base)
+                .expect("scratch dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `files` into `app/` and packs it into `app.bin`.
+    #[track_caller]
+    pub fn packed_app(&self, files: &[(&str, &str)], extra: &[&str]) -> PathBuf {
+        let app = self.path("app");
+        write_tree(&app, files);
+        pack(&app, &self.path("app.bin"), extra)
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch::new()
+    }
+}
+
+static PIP: Mutex<()> = Mutex::new(());
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Installs pinned requirements into `target` with pip, from wheels cached under
+/// `target/test-wheels` (downloaded from the package index the first time). Only binary wheels
+/// for CPython 3.11 on manylinux x86_64 are accepted.
+pub fn pip_install(target: &Path, requirements: &[&str]) {
+    let _guard = PIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = workspace_root().join("target/test-wheels");
+    std::fs::create_dir_all(&cache).expect("create wheel cache");
+    let install = || {
+        run(Command::new(python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                "--root-user-action=ignore",
+                "--no-index",
+                "--only-binary=:all:",
+            ])
+            .arg("--find-links")
+            .arg(&cache)
+            .arg("--target")
+            .arg(target)
+            .args(requirements))
+    };
+    if install().code == Some(0) {
+        return;
+    }
+    let download = run(Command::new(python())
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args([
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+        ])
+        .args([
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+        ])
+        .args(["--platform", "manylinux2014_x86_64", "--platform", "any"])
+        .arg("-d")
+        .arg(&cache)
+        .args(requirements));
+    assert_eq!(
+        download.code,
+        Some(0),
+        "pip download {requirements:?} failed:\n{download:#?}"
+    );
+    install().success();
+}
+
+/// Whether the tests run as root (chroot and mount namespaces need it; CI is root).
+pub fn is_root() -> bool {
+    run(Command::new("id").arg("-u")).stdout.trim() == "0"
+}

@@ -33,11 +33,17 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     let launcher = fs_err::read(&args.launcher)?;
     match Archive::parse(&launcher) {
         Err(ArchiveError::NoPayload) => {}
-        Ok(_) => bail!("`{}` already carries a payload; give the bare launcher", args.launcher.display()),
+        Ok(_) => bail!(
+            "`{}` already carries a payload; give the bare launcher",
+            args.launcher.display()
+        ),
         Err(error) => bail!("`{}`: {error}", args.launcher.display()),
     }
     if !args.stdlib.join("os.py").is_file() {
-        bail!("`{}` is not a Python standard library (no `os.py`)", args.stdlib.display());
+        bail!(
+            "`{}` is not a Python standard library (no `os.py`)",
+            args.stdlib.display()
+        );
     }
     let library = stdlib::library_files(&args.stdlib)?;
     let extensions = stdlib::extension_modules(&args.stdlib)?;
@@ -84,7 +90,9 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         shared_libraries: graph.dependencies,
     };
 
-    let work = tempfile::Builder::new().prefix("pyferry-runtime-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("pyferry-runtime-")
+        .tempdir()?;
     let helper_path = work.path().join(BUILD_HELPER_NAME);
     fs_err::write(&helper_path, BUILD_HELPER)?;
     let fixed_entries = || {
@@ -142,10 +150,13 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
 
     // Stage two: bytecode only (sources of what did not compile).
     let mut entries = fixed_entries();
-    for file in library.iter().chain(std::iter::once(&crate::tree::TreeFile {
-        path: helper_path.clone(),
-        name: BUILD_HELPER_NAME.to_string(),
-    })) {
+    for file in library
+        .iter()
+        .chain(std::iter::once(&crate::tree::TreeFile {
+            path: helper_path.clone(),
+            name: BUILD_HELPER_NAME.to_string(),
+        }))
+    {
         match compiled.bytecode.get(&file.name) {
             Some(bytecode) => entries.push(PlannedEntry {
                 name: format!("{}c", file.name),

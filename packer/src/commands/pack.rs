@@ -38,7 +38,10 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         bail!("`{}` does not exist", dir.display());
     }
     if !dir.is_dir() {
-        bail!("`{}` is not a directory; give the directory that holds your application", dir.display());
+        bail!(
+            "`{}` is not a directory; give the directory that holds your application",
+            dir.display()
+        );
     }
     assemble::check_output(&args.output)?;
     let entry_point = match &args.entry_point {
@@ -63,9 +66,16 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     let files = tree::collect(dir, std::slice::from_ref(&args.output))?;
     let top_module = entry_point.module.split('.').next().unwrap_or_default();
     let in_runtime = runtime_archive.index().kind(top_module).is_some()
-        || runtime_archive.index().position(&format!("{top_module}.pyc")).is_some();
+        || runtime_archive
+            .index()
+            .position(&format!("{top_module}.pyc"))
+            .is_some();
     if !tree_has_module(&files, &entry_point.module) && !in_runtime {
-        bail!("the entry point module `{}` is not in `{}`", entry_point.module, dir.display());
+        bail!(
+            "the entry point module `{}` is not in `{}`",
+            entry_point.module,
+            dir.display()
+        );
     }
 
     let sources: Vec<CompileItem> = files
@@ -130,7 +140,11 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         });
     }
     for name in shadowed.iter().filter(|name| name.ends_with(".pyc")) {
-        tracing::warn!("`{}` in `{}` replaces the standard library's", name.trim_end_matches('c'), dir.display());
+        tracing::warn!(
+            "`{}` in `{}` replaces the standard library's",
+            name.trim_end_matches('c'),
+            dir.display()
+        );
     }
 
     let graph = libraries::library_graph(&objects);
@@ -155,7 +169,10 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         entry_point,
         shared_libraries,
     };
-    let extension_count = objects.keys().filter(|name| !name.starts_with(".pyferry/") && !name.contains(".libs/")).count();
+    let extension_count = objects
+        .keys()
+        .filter(|name| !name.starts_with(".pyferry/") && !name.contains(".libs/"))
+        .count();
     let entry_count = entries.len();
     let size = assemble::write_executable(
         &args.output,
