@@ -2,7 +2,7 @@
 
 Run by `make bench` (after `make build`), or `python3 bench/run.py [--runs N]`.
 
-For each app in bench/apps/ it
+For each app of APPS (its source: bench/apps/<name>/__main__.py) it
   1. prepares the app tree under target/bench/<app>/app (pip --target from wheels cached in
      target/bench/wheels) and a reference venv made with /usr/bin/python3.11 (the Debian
      CPython that pyferry embeds) holding the same wheels; the caches make a second run offline;
@@ -10,15 +10,17 @@ For each app in bench/apps/ it
   3. times pyferry and the reference alternately (A B A B ...: drift hits both alike), after
      warm-ups, and checks every run's stdout against the expected output;
   4. times "first runs": the executable copied to a brand-new file name before each run;
-  5. measures peak RSS (os.wait4's rusage of each child) and the unshared memory the app
-     reports itself (a `SMAPS` line, printed when PYFERRY_BENCH_SMAPS=1);
-then prints the tables and rewrites docs/benchmarks.md, keeping its `<!-- notes -->` section.
+  5. measures peak RSS (`/usr/bin/time -f %M`) and the unshared memory the app reports itself
+     (a `SMAPS` line, printed when PYFERRY_BENCH_SMAPS=1);
+then prints the tables, rewrites docs/benchmarks.md (keeping its `<!-- notes -->` section) and
+saves the raw samples in target/bench/last-run.json.
 
 Python 3 standard library only. Any failure, including an unexpected output, aborts the run.
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -36,8 +38,11 @@ WORK = ROOT / "target" / "bench"
 WHEELS = WORK / "wheels"
 VENV = WORK / "venv"
 PYFERRY = ROOT / "target" / "release" / "pyferry"
+RUNTIME = ROOT / "target" / "release" / "pyferry-runtime"  # what `pyferry pack` embeds
 SYSTEM_PYTHON = "/usr/bin/python3.11"
+TIME = "/usr/bin/time"  # GNU time, Debian package `time`
 DOC = ROOT / "docs" / "benchmarks.md"
+RAW = WORK / "last-run.json"
 
 WARMUPS = 3
 FIRST_RUNS = 7
@@ -172,22 +177,22 @@ def timed_run(cmd, expected):
 
 
 def memory_run(cmd, expected):
-    """Peak RSS (KiB, from os.wait4) and the SMAPS line's values of one run of `cmd`."""
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment(smaps=True)
+    """Peak RSS (KiB, `/usr/bin/time -f %M`) and the SMAPS line's values of one run of `cmd`.
+
+    Not os.wait4: a child's ru_maxrss includes this harness's RSS from before the exec.
+    """
+    report = WORK / "peak-rss.txt"
+    proc = subprocess.run(
+        [TIME, "-f", "%M", "-o", str(report), *cmd],
+        capture_output=True, text=True, env=clean_environment(smaps=True),
     )
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    _, status, rusage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
-    proc.stdout.close()
-    proc.stderr.close()
-    lines = stdout.splitlines(keepends=True)
+    lines = proc.stdout.splitlines(keepends=True)
     match = SMAPS_LINE.match(lines[-1].strip()) if lines else None
     if not match:
-        raise BenchError(describe_failure(cmd, "no SMAPS line at the end", stdout, stderr))
-    check_output(cmd, proc.returncode, "".join(lines[:-1]), stderr, expected)
+        raise BenchError(describe_failure(cmd, "no SMAPS line at the end", proc.stdout, proc.stderr))
+    check_output(cmd, proc.returncode, "".join(lines[:-1]), proc.stderr, expected)
     return {
-        "peak_rss": rusage.ru_maxrss,
+        "peak_rss": int(report.read_text().split()[-1]),
         "private": int(match.group(1)),
         "smaps_rss": int(match.group(2)),
     }
@@ -217,23 +222,25 @@ def download_wheels(requirements):
     )
 
 
+def stamp_matches(stamp, requirements):
+    """Whether the stamp file says these requirements are installed already."""
+    return stamp.exists() and stamp.read_text() == "\n".join(requirements)
+
+
 def install_from_cache(pip_command, stamp, requirements):
-    """Runs `pip_command + requirements` offline unless `stamp` records the same requirements."""
-    wanted = "\n".join(requirements)
-    if stamp.exists() and stamp.read_text() == wanted:
-        return False
+    """Runs `pip_command + requirements` offline from the wheel cache, unless `stamp` matches."""
+    if stamp_matches(stamp, requirements):
+        return
     if requirements:
         run_checked([*pip_command, *PIP_QUIET, "--no-index", "--find-links", str(WHEELS), *requirements])
-    stamp.write_text(wanted)
-    return True
+    stamp.write_text("\n".join(requirements))
 
 
 def prepare_tree(app):
     """target/bench/<app>/app: the app's requirements (pip --target) plus its __main__.py."""
     stamp = app.work_dir / "installed-requirements.txt"
-    if not (stamp.exists() and stamp.read_text() == "\n".join(app.requirements)):
+    if not stamp_matches(stamp, app.requirements):
         shutil.rmtree(app.tree, ignore_errors=True)
-        stamp.unlink(missing_ok=True)
     app.tree.mkdir(parents=True, exist_ok=True)
     install_from_cache(
         [sys.executable, "-m", "pip", "install", "--target", str(app.tree)], stamp, app.requirements
@@ -266,7 +273,8 @@ def set_reference(app):
         source = (APPS_SOURCE / "hello" / "__main__.py").read_text()
         app.reference_memory = [SYSTEM_PYTHON, "-I", "-c", source]
     else:
-        check_venv_imports(app.name)
+        for requirement in app.requirements:
+            check_venv_imports(requirement.split("==")[0])
         app.reference = [str(VENV / "bin" / "python"), "-I", str(app.tree / "__main__.py")]
         app.reference_memory = app.reference
 
@@ -280,12 +288,15 @@ def pack(app):
         start = time.perf_counter_ns()
         run_checked(cmd)
         times.append(time.perf_counter_ns() - start)
+    os.sync()  # the packed file's writeback would otherwise overlap the first timed runs
     return times
 
 
 def prepare(apps):
     if not PYFERRY.exists():
         raise BenchError(f"{PYFERRY} is missing: run `make build` first")
+    if not Path(TIME).exists():
+        raise BenchError(f"{TIME} is missing: apt-get install time")
     requirements = sorted({r for app in apps for r in app.requirements})
     download_wheels(requirements)
     for app in apps:
@@ -321,6 +332,7 @@ def first_runs(app):
     for index in range(FIRST_RUNS):
         copy = scratch / f"{app.name}-{os.getpid()}-{index}-{time.time_ns()}"
         run_checked(["cp", str(app.executable), str(copy)])
+        os.sync()  # the copy's writeback would otherwise overlap the timed run
         try:
             times.append(timed_run([str(copy)], app.expected_stdout))
         finally:
@@ -368,17 +380,27 @@ def mib(kib):
     return f"{kib / 1024:.1f} MiB"
 
 
+RATIO_NAMES = {
+    "pairs": "median of the per-pair wall-time ratios",
+    "medians": "ratio of the median wall times",
+    "first_run": "first-run median over the reference's median",
+}
+
+
 def verdict(result):
+    """"target met" or "missed by X%", X being how far the ratio is above the limit."""
     target = result.app.target
     ratio = result.ratios[target.metric]
+    judged = f"{RATIO_NAMES[target.metric]}: {ratio:.3f}×"
     if ratio <= target.limit:
-        return f"target met ({ratio:.2f}× ≤ {target.limit:.2f}×)"
-    return f"missed by {(ratio / target.limit - 1) * 100:.1f}% ({ratio:.2f}× > {target.limit:.2f}×)"
+        return f"**target met** ({judged} ≤ {target.limit:.2f}×)"
+    return f"**missed by {(ratio / target.limit - 1) * 100:.1f}%** ({judged} > {target.limit:.2f}×)"
 
 
 def command_text(cmd):
+    """`cmd` as one shell line, paths relative to the repository."""
     shown = [str(Path(c).relative_to(ROOT)) if c.startswith(str(ROOT)) else c for c in map(str, cmd)]
-    return " ".join(f'"{c}"' if " " in c else c for c in shown)
+    return " ".join(c if re.fullmatch(r"[\w./=-]+", c) else f'"{c}"' for c in shown)
 
 
 def result_table(result):
@@ -386,7 +408,7 @@ def result_table(result):
     r, ratios = result, result.ratios
     pm, rm = r.pyferry_memory, r.reference_memory
     rows = [
-        ("wall time, median of {} paired runs".format(r.runs), ms(r.pyferry_ns), ms(r.reference_ns),
+        (f"wall time, median of {r.runs} paired runs", ms(r.pyferry_ns), ms(r.reference_ns),
          f"{ratios['medians']:.2f}× (ratio of medians)"),
         (f"wall time, median of the {r.runs} per-pair ratios", "", "", f"{ratios['pairs']:.2f}×"),
         (f"first run of a fresh copy, median of {FIRST_RUNS}", ms(r.first_run_ns),
@@ -413,7 +435,7 @@ def app_section(result):
         f"- pyferry: `{command_text([app.executable])}` (packed from `bench/apps/{app.name}`"
         + (f" with {', '.join(app.requirements)})" if app.requirements else ")"),
         f"- reference: `{command_text(app.reference)}`",
-        f"- target: {app.target.wording} — **{verdict(result)}**",
+        f"- target: {app.target.wording} — {verdict(result)}",
         "",
         result_table(result),
         "",
@@ -425,6 +447,11 @@ def tool_output(cmd):
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT).stdout.strip() or "?"
     except OSError:
         return "?"
+
+
+def modified(path):
+    stamp = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def cpu_model():
@@ -443,7 +470,9 @@ def machine_section(load_before):
         ("load average (1 min) before / after", f"{load_before[0]:.2f} / {load_after[0]:.2f}"),
         ("pyferry", f"{tool_output([str(PYFERRY), '--version'])}, commit "
                     f"{tool_output(['git', 'describe', '--always', '--dirty'])}"),
+        ("binaries", ", ".join(f"{b.name} built {modified(b)}" for b in (PYFERRY, RUNTIME))),
         ("rustc", tool_output(["rustc", "--version"])),
+        ("wheels (packed and in the venv alike)", ", ".join(sorted(w.name for w in WHEELS.glob("*.whl")))),
         ("reference CPython", f"{tool_output([SYSTEM_PYTHON, '--version'])} ({SYSTEM_PYTHON})"),
         ("harness", f"Python {platform.python_version()}, "
                     f"{tool_output([sys.executable, '-m', 'pip', '--version']).split(' from ')[0]}"),
@@ -458,7 +487,7 @@ def method_section(runs):
         f"Wall time is `time.perf_counter_ns()` around `subprocess.run`, stdout captured. After "
         f"{WARMUPS} warm-ups each, pyferry and the reference run alternately, {runs} pairs. "
         f"\"First run\" copies the executable with `cp` to a new file name before each of "
-        f"{FIRST_RUNS} runs. Peak RSS is `ru_maxrss` from `os.wait4`. The apps print "
+        f"{FIRST_RUNS} runs (then `sync`, untimed). Peak RSS is `/usr/bin/time -f %M`. The apps print "
         f"`/proc/self/smaps_rollup` at exit when `{SMAPS_VARIABLE}=1` (for hello's reference, "
         f"the app's source is passed with `-c`); file-backed pages that no other process maps "
         f"count as unshared. Every run's stdout is checked.",
@@ -505,6 +534,22 @@ def write_doc(results, runs, load_before):
     DOC.write_text("\n".join(parts))
 
 
+def save_raw(results, runs):
+    """target/bench/last-run.json: every sample, for a closer look than the medians."""
+    raw = {
+        "runs": runs,
+        "apps": {
+            r.app.name: {
+                "pyferry_ns": r.pyferry_ns, "reference_ns": r.reference_ns,
+                "first_run_ns": r.first_run_ns, "pack_ns": r.pack_ns, "size_bytes": r.size,
+                "pyferry_memory_kib": r.pyferry_memory, "reference_memory_kib": r.reference_memory,
+            }
+            for r in results
+        },
+    }
+    RAW.write_text(json.dumps(raw, indent=1) + "\n")
+
+
 def print_results(results):
     for result in results:
         print()
@@ -533,6 +578,7 @@ def main():
         sys.exit(f"\nBENCHMARK ABORTED: {error}")
     print_results(results)
     write_doc(results, args.runs, load_before)
+    save_raw(results, args.runs)
     print(f"wrote {DOC.relative_to(ROOT)}")
 
 
