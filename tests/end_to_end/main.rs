@@ -6,3 +6,4 @@ mod basics;
 mod chroot;
 mod importer;
 mod isolation;
+mod native;

@@ -1,0 +1,439 @@
+//! Native extension modules and their shared libraries, loaded from memory: real wheels from the
+//! package index (numpy, orjson, pydantic, cryptography, markupsafe, PyYAML, Pillow, shapely, a
+//! mypyc and a pybind11 wheel), the standard library's own extensions, the forced fallbacks,
+//! and what the packer says about libraries it cannot account for.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use pyferry_tests::{
+    is_root, pack, pip_install, pyferry_command, run, workspace_root, write_tree, Finished, Scratch,
+};
+
+use crate::chroot::{glibc_root, run_in_root};
+
+/// Pinned, with their dependencies pinned too.
+const REQUIREMENTS: &[&str] = &[
+    "numpy==2.2.6",
+    "orjson==3.10.7",
+    "pydantic==2.9.2",
+    "pydantic-core==2.23.4",
+    "annotated-types==0.8.0",
+    "typing-extensions==4.16.0",
+    "cryptography==43.0.3",
+    "cffi==2.1.1",
+    "pycparser==3.12",
+    "markupsafe==2.1.5",
+    "pyyaml==6.0.2",
+    "pillow==10.4.0",
+    "shapely==2.0.6",
+    "charset-normalizer==3.3.2",
+    "mapbox-earcut==1.0.2",
+];
+
+/// The probe app (tests/apps/natives) with every wheel above, packed once for all tests.
+fn natives_app() -> &'static Path {
+    static APP: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
+    let (_, path) = APP.get_or_init(|| {
+        let scratch = Scratch::new();
+        let app = scratch.path("app");
+        pip_install(&app, REQUIREMENTS);
+        std::fs::copy(
+            workspace_root().join("tests/apps/natives/__main__.py"),
+            app.join("__main__.py"),
+        )
+        .expect("copy probe");
+        let exe = pack(&app, &scratch.path("natives.bin"), &[]);
+        (scratch, exe)
+    });
+    path
+}
+
+fn probe(check: &str) -> Finished {
+    run(Command::new(natives_app()).arg(check)).success()
+}
+
+#[track_caller]
+fn assert_lines(finished: &Finished, expected: &[&str]) {
+    let lines: Vec<&str> = finished.stdout.lines().collect();
+    assert_eq!(lines, expected, "stderr: {}", finished.stderr);
+}
+
+#[test]
+fn numpy_linalg_fft_random() {
+    assert_lines(
+        &probe("numpy"),
+        &[
+            "det 10.0",
+            "inv [[0.3, -0.1], [-0.2, 0.4]]",
+            "eig [2.0, 5.0]",
+            "fft [(10+0j), (-2+2j), (-2+0j), (-2-2j)]",
+            "random [89, 773, 654, 438]",
+            "matmul 49995000.0",
+            "virtual True True True",
+        ],
+    );
+}
+
+#[test]
+fn orjson_pyo3_extension() {
+    assert_lines(
+        &probe("orjson"),
+        &["orjson {\"a\":[1,2.5,null,\"é\"]} {'x': 1} True"],
+    );
+}
+
+#[test]
+fn pydantic_validation_error_text() {
+    assert_lines(
+        &probe("pydantic"),
+        &[
+            "model {'name': 'ada', 'age': 36}",
+            "error int_parsing ('age',)",
+            "1 validation error for User",
+            "core virtual True",
+        ],
+    );
+}
+
+#[test]
+fn cryptography_aes_gcm_and_x509() {
+    assert_lines(
+        &probe("cryptography"),
+        &[
+            "aesgcm 6fc8c1bfd647a3dc b'attack at dawn'",
+            "x509 CN=pyferry.test 42",
+        ],
+    );
+}
+
+#[test]
+fn markupsafe_speedups() {
+    assert_lines(
+        &probe("markupsafe"),
+        &["markupsafe &lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt; True"],
+    );
+}
+
+#[test]
+fn pyyaml_cython_loader() {
+    assert_lines(
+        &probe("yaml"),
+        &["yaml True {'a': [1, 2], 'b': {'c': 'héllo'}} a: | - 1 | - 2 | b: |   c: \"h\\xE9llo\""],
+    );
+}
+
+#[test]
+fn pillow_png_and_jpeg_with_vendored_libraries() {
+    assert_lines(
+        &probe("pillow"),
+        &["pillow [('PNG', (32, 16), (200, 10, 30)), ('JPEG', (32, 16), True)] True True"],
+    );
+}
+
+#[test]
+fn shapely_geos_from_shapely_libs() {
+    assert_lines(&probe("shapely"), &["shapely 4.0 True 3.14 (3, 11, 4)"]);
+}
+
+#[test]
+fn mypyc_compiled_module() {
+    let finished = probe("mypyc");
+    assert!(
+        finished.stdout.starts_with("mypyc True cp125"),
+        "{finished:#?}"
+    );
+}
+
+#[test]
+fn pybind11_module() {
+    assert_lines(&probe("pybind11"), &["pybind11 [0, 0, 1, 2, 2, 3]"]);
+}
+
+const STDLIB_EXPECTED: &[&str] = &[
+    "ssl True True",
+    "sqlite3 6",
+    "ctypes 5 8",
+    "lzma True bz2 True",
+    "decimal 0.1428571428571428571428571429",
+    "hashlib 3a985da74fe225b2 ba80a53f981c4d0d",
+    "zoneinfo 0:00:00",
+    "asyncio done _UnixDefaultEventLoopPolicy True",
+];
+
+#[test]
+fn standard_library_extensions() {
+    assert_lines(&probe("stdlib"), STDLIB_EXPECTED);
+}
+
+#[test]
+fn memfds_are_named_after_their_library() {
+    let finished = probe("maps");
+    let line = finished.stdout.trim();
+    for name in [
+        "_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+        "libscipy_openblas64_",
+        "libgfortran-",
+    ] {
+        assert!(line.contains(name), "{name} not in /proc/self/maps: {line}");
+    }
+}
+
+#[test]
+fn numpy_and_stdlib_natives_in_a_glibc_only_chroot() {
+    if !is_root() {
+        eprintln!("skipped: the chroot test needs root");
+        return;
+    }
+    let scratch = Scratch::new();
+    let root = scratch.path("root");
+    // What manylinux lets wheels assume from the host, besides glibc.
+    // (The time zone file is host data `zoneinfo` reads, as it would on any server.)
+    let host = [
+        "/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/share/zoneinfo/UTC",
+    ];
+    glibc_root(&root, &host);
+    std::fs::copy(natives_app(), root.join("app.bin")).expect("copy app");
+    let finished = run_in_root(&root, "numpy stdlib");
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    let lines: Vec<&str> = finished.stdout.lines().collect();
+    assert_eq!(lines[0], "det 10.0");
+    assert_eq!(lines[4], "random [89, 773, 654, 438]");
+    // No CA store in the chroot: the context still builds, with no certificates.
+    assert_eq!(lines[7], "ssl True False");
+    assert_eq!(&lines[8..], &STDLIB_EXPECTED[1..]);
+}
+
+fn debug_run(memfd: &str, check: &str) -> Finished {
+    run(Command::new(natives_app())
+        .arg(check)
+        .env("PYFERRY_MEMFD", memfd)
+        .env("PYFERRY_LOG", "debug"))
+}
+
+#[test]
+fn forced_fallback_memfd_without_noexec_seal() {
+    let finished = debug_run("memfd", "orjson");
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert!(
+        finished.stderr.contains("backing=memfd_create "),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stderr.contains("MFD_NOEXEC_SEAL"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn default_uses_memfd_with_noexec_seal() {
+    let finished = debug_run("auto", "orjson");
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert!(
+        finished
+            .stderr
+            .contains("backing=memfd_create(MFD_NOEXEC_SEAL)"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn forced_fallback_tmpfile() {
+    let finished = debug_run("tmpfile", "numpy");
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert!(
+        finished.stderr.contains("backing=O_TMPFILE in "),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stdout.starts_with("det 10.0\n"),
+        "{}",
+        finished.stdout
+    );
+}
+
+#[test]
+fn no_way_to_load_gives_an_import_error_naming_each_attempt() {
+    let finished = run(Command::new(natives_app())
+        .arg("fail")
+        .env("PYFERRY_MEMFD", "none"));
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    let last = finished.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("ImportError: cannot import `orjson.orjson`: no way to hold"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        last.contains("memfd_create: disabled by PYFERRY_MEMFD")
+            && last.contains("O_TMPFILE: disabled"),
+        "{last}"
+    );
+}
+
+#[test]
+fn nothing_is_written_with_noexec_tmp_no_home_and_a_read_only_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root for a mount namespace");
+        return;
+    }
+    if run(Command::new("strace").arg("-V")).code != Some(0) {
+        panic!("strace is missing (.ci/run installs it)");
+    }
+    let app = natives_app();
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs -o noexec tmpfs /tmp && mount -o remount,bind,ro / && \
+         exec strace -f -qq -e trace=openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat \
+         env -u HOME {} numpy stdlib",
+        app.display()
+    );
+    let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert!(
+        finished.stdout.starts_with("det 10.0\n"),
+        "{}",
+        finished.stdout
+    );
+    let writes: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter(|line| {
+            let creates = line.contains("O_CREAT")
+                || line.contains("O_WRONLY")
+                || line.contains("O_RDWR")
+                || line.contains("O_TMPFILE");
+            let other = [
+                "mkdir", "rename", "link(", "linkat", "symlink", "unlink", "creat(",
+            ]
+            .iter()
+            .any(|call| line.contains(call));
+            (creates && !line.contains("\"/dev/")) || other
+        })
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "the run wrote to disk:\n{}",
+        writes.join("\n")
+    );
+}
+
+/// Compiles C sources with the host's gcc against CPython 3.11's headers.
+fn gcc(args: &[&str], dir: &Path) {
+    let finished = run(Command::new("gcc").args(args).current_dir(dir));
+    assert_eq!(finished.code, Some(0), "gcc {args:?}: {finished:#?}");
+}
+
+const EXTENSION_C: &str = r#"
+#include <Python.h>
+extern int vendored_answer(void);
+static PyObject *answer(PyObject *self, PyObject *unused) { return PyLong_FromLong(vendored_answer()); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_ext(void) { return PyModule_Create(&module); }
+"#;
+
+/// Builds `pkg/ext.cpython-311-x86_64-linux-gnu.so` needing `libvendored.so.1`, which is put
+/// next to it when `keep_library`.
+fn extension_tree(scratch: &Scratch, keep_library: bool, link_libpython: bool) -> PathBuf {
+    let build = scratch.path("build");
+    write_tree(
+        &build,
+        &[
+            ("ext.c", EXTENSION_C),
+            ("vendored.c", "int vendored_answer(void) { return 42; }\n"),
+        ],
+    );
+    gcc(
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libvendored.so.1",
+            "-o",
+            "libvendored.so.1",
+            "vendored.c",
+        ],
+        &build,
+    );
+    let mut ext_args = vec![
+        "-shared",
+        "-fPIC",
+        "-I/usr/include/python3.11",
+        "-o",
+        "ext.so",
+        "ext.c",
+        "-L.",
+        "-l:libvendored.so.1",
+    ];
+    if link_libpython {
+        ext_args.push("-lpython3.11");
+    }
+    gcc(&ext_args, &build);
+    let app = scratch.path("app");
+    write_tree(&app, &[("__main__.py", "from pkg import ext\nprint('answer', ext.answer(), ext.__file__.endswith('/pkg/ext.cpython-311-x86_64-linux-gnu.so'))\n"), ("pkg/__init__.py", "")]);
+    std::fs::copy(
+        build.join("ext.so"),
+        app.join("pkg/ext.cpython-311-x86_64-linux-gnu.so"),
+    )
+    .expect("copy ext");
+    if keep_library {
+        std::fs::copy(
+            build.join("libvendored.so.1"),
+            app.join("pkg/libvendored.so.1"),
+        )
+        .expect("copy lib");
+    }
+    app
+}
+
+#[test]
+fn library_kept_next_to_its_extension_is_loaded_first() {
+    let scratch = Scratch::new();
+    let app = extension_tree(&scratch, true, false);
+    let exe = pack(&app, &scratch.path("app.bin"), &[]);
+    assert_eq!(
+        run(&mut Command::new(&exe)).success().stdout,
+        "answer 42 True\n"
+    );
+}
+
+#[test]
+fn missing_library_is_a_pack_time_warning() {
+    let scratch = Scratch::new();
+    let app = extension_tree(&scratch, false, false);
+    let out = scratch.path("app.bin");
+    let packed = run(pyferry_command(["pack"]).arg(&app).arg("-o").arg(&out)).success();
+    assert!(
+        packed.stderr.contains("`pkg/ext.cpython-311-x86_64-linux-gnu.so` needs `libvendored.so.1`, which is neither in the application nor"),
+        "{}",
+        packed.stderr
+    );
+    let finished = run(&mut Command::new(&out));
+    assert_eq!(finished.code, Some(1));
+    assert!(
+        finished
+            .stderr
+            .contains("libvendored.so.1: cannot open shared object file"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn extension_linked_to_libpython_is_refused() {
+    let scratch = Scratch::new();
+    let app = extension_tree(&scratch, true, true);
+    let out = scratch.path("app.bin");
+    let finished = run(pyferry_command(["pack"]).arg(&app).arg("-o").arg(&out));
+    assert_eq!(finished.code, Some(2), "{finished:#?}");
+    let last = finished.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("pyferry: error: `pkg/ext.cpython-311-x86_64-linux-gnu.so` is linked against `libpython3.11.so.1.0`"), "{}", finished.stderr);
+    assert!(!out.exists());
+}
