@@ -288,12 +288,19 @@ fn nothing_is_written_with_noexec_tmp_no_home_and_a_read_only_root() {
     if run(Command::new("strace").arg("-V")).code != Some(0) {
         panic!("strace is missing (.ci/run installs it)");
     }
+    // The app is reached through a bind mount on /mnt: its own directory may lie under /tmp,
+    // which the test covers with an empty noexec tmpfs.
     let app = natives_app();
+    assert!(
+        Path::new("/mnt").is_dir(),
+        "the test mounts the app's directory on /mnt"
+    );
     let script = format!(
-        "mount --make-rprivate / && mount -t tmpfs -o noexec tmpfs /tmp && mount -o remount,bind,ro / && \
+        "mount --make-rprivate / && mount --bind {dir} /mnt && mount -t tmpfs -o noexec tmpfs /tmp && mount -o remount,bind,ro / && \
          exec strace -f -qq -e trace=openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat \
-         env -u HOME {} numpy stdlib",
-        app.display()
+         env -u HOME -u LD_LIBRARY_PATH /mnt/{name} numpy stdlib",
+        dir = app.parent().expect("parent").display(),
+        name = app.file_name().expect("name").to_string_lossy(),
     );
     let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
     assert_eq!(finished.code, Some(0), "{finished:#?}");
