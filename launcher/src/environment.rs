@@ -77,3 +77,11 @@ pub fn memory_file_policy() -> MemoryFilePolicy {
         }
     }
 }
+
+/// `0` turns off prefetching: putting a package's native libraries in memory on a background
+/// thread as soon as the package is first imported.
+pub const PREFETCH: &str = "PYFERRY_PREFETCH";
+
+pub fn prefetch_enabled() -> bool {
+    env::var(PREFETCH).map_or(true, |value| value != "0")
+}

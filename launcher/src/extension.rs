@@ -7,7 +7,7 @@
 //! virtual path inside the executable.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -15,22 +15,83 @@ use pyo3::types::PyDict;
 
 use crate::context::ArchiveContext;
 use crate::finder::import_error;
-use crate::{dynamic_loader, memfd};
+use crate::{dynamic_loader, environment, memfd};
 
 static LOADER: PyOnceLock<Py<ExtensionLoader>> = PyOnceLock::new();
 
-/// Archive paths of shared objects already in memory, with the `/proc/self/fd/N` path of each.
-static LOADED: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
-
-fn loaded_path(name: &str) -> Option<String> {
-    LOADED.lock().ok()?.as_ref()?.get(name).cloned()
+/// The state of one shared object of the archive.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// A thread of process `pid` is putting it in memory (and, for a library, loading it).
+    Preparing { pid: u32 },
+    /// In a memory file at this `/proc/self/fd/N` path, not yet loaded.
+    InMemory(String),
+    /// A library loaded with `dlopen` from this path.
+    Loaded(String),
 }
 
-fn mark_loaded(name: &str, path: String) {
-    if let Ok(mut loaded) = LOADED.lock() {
-        loaded
-            .get_or_insert_with(HashMap::new)
-            .insert(name.to_string(), path);
+/// Every shared object the process has touched, shared between the importing thread and the
+/// prefetch thread.
+struct Registry {
+    slots: Mutex<HashMap<String, Slot>>,
+    changed: Condvar,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    slots: Mutex::new(HashMap::new()),
+    changed: Condvar::new(),
+});
+
+/// What to do for an object, decided under the registry's lock.
+enum Claim {
+    Done(Slot),
+    /// This thread owns the work; the slot is marked `Preparing`.
+    Mine,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits while another thread of this process prepares `name`, then either returns its
+    /// state or hands the work to the caller. A `Preparing` left by the parent of a forked
+    /// child (whose thread does not exist in the child) is taken over.
+    fn claim(&self, name: &str, want_loaded: bool) -> Claim {
+        let pid = std::process::id();
+        let mut slots = self.lock();
+        loop {
+            match slots.get(name) {
+                Some(Slot::Preparing { pid: owner }) if *owner == pid => {
+                    slots = self
+                        .changed
+                        .wait(slots)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                Some(Slot::Loaded(path)) => return Claim::Done(Slot::Loaded(path.clone())),
+                Some(Slot::InMemory(path)) if !want_loaded => {
+                    return Claim::Done(Slot::InMemory(path.clone()))
+                }
+                _ => {
+                    slots.insert(name.to_string(), Slot::Preparing { pid });
+                    return Claim::Mine;
+                }
+            }
+        }
+    }
+
+    /// Records the outcome of work claimed with [`Registry::claim`]: `None` forgets the slot so
+    /// that the next attempt starts over (and reports the error itself).
+    fn finish(&self, name: &str, slot: Option<Slot>) {
+        let mut slots = self.lock();
+        match slot {
+            Some(slot) => slots.insert(name.to_string(), slot),
+            None => slots.remove(name),
+        };
+        drop(slots);
+        self.changed.notify_all();
     }
 }
 
@@ -56,32 +117,144 @@ fn to_memory(context: &ArchiveContext, name: &str) -> Result<String, String> {
     Ok(file.proc_path())
 }
 
-/// Loads the libraries `name` needs, dependencies first, each once.
-fn load_dependencies(context: &ArchiveContext, name: &str, depth: usize) -> Result<(), String> {
-    let Some(needed) = context.archive.manifest().shared_libraries.get(name) else {
-        return Ok(());
-    };
-    if depth > 64 {
-        return Err(format!(
-            "library dependencies of `{name}` nest too deep (a cycle?)"
-        ));
-    }
-    for library in needed {
-        if loaded_path(library).is_some() {
-            continue;
+/// `name` in a memory file, made by this thread or another.
+fn memory_path(context: &ArchiveContext, name: &str) -> Result<String, String> {
+    match REGISTRY.claim(name, false) {
+        Claim::Done(Slot::InMemory(path) | Slot::Loaded(path)) => Ok(path),
+        Claim::Done(Slot::Preparing { .. }) => unreachable!("claim never returns Preparing"),
+        Claim::Mine => {
+            let result = to_memory(context, name);
+            REGISTRY.finish(
+                name,
+                result
+                    .as_ref()
+                    .ok()
+                    .map(|path| Slot::InMemory(path.clone())),
+            );
+            result
         }
-        load_dependencies(context, library, depth + 1)?;
-        let path = to_memory(context, library)?;
-        dynamic_loader::open_library(&path)
-            .map_err(|error| format!("cannot load `{library}` (needed by `{name}`): {error}"))?;
-        tracing::debug!(
-            library,
-            needed_by = name,
-            "vendored library loaded from memory"
-        );
-        mark_loaded(library, path);
+    }
+}
+
+/// Loads library `library` (needed by `needed_by`) from memory, once per process.
+fn load_library(context: &ArchiveContext, library: &str, needed_by: &str) -> Result<(), String> {
+    let path = match REGISTRY.claim(library, true) {
+        Claim::Done(_) => return Ok(()),
+        Claim::Mine => match to_memory(context, library) {
+            Ok(path) => path,
+            Err(error) => {
+                REGISTRY.finish(library, None);
+                return Err(error);
+            }
+        },
+    };
+    match dynamic_loader::open_library(&path) {
+        Ok(()) => {
+            tracing::debug!(library, needed_by, "library loaded from memory");
+            REGISTRY.finish(library, Some(Slot::Loaded(path)));
+            Ok(())
+        }
+        Err(error) => {
+            REGISTRY.finish(library, Some(Slot::InMemory(path)));
+            Err(format!(
+                "cannot load `{library}` (needed by `{needed_by}`): {error}"
+            ))
+        }
+    }
+}
+
+/// The libraries `name` needs, transitively, dependencies first, each once.
+fn libraries_in_load_order(
+    context: &ArchiveContext,
+    name: &str,
+) -> Result<Vec<(String, String)>, String> {
+    fn visit(
+        graph: &std::collections::BTreeMap<String, Vec<String>>,
+        name: &str,
+        depth: usize,
+        order: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
+        if depth > 64 {
+            return Err(format!(
+                "library dependencies of `{name}` nest too deep (a cycle?)"
+            ));
+        }
+        for library in graph.get(name).into_iter().flatten() {
+            if order.iter().any(|(known, _)| known == library) {
+                continue;
+            }
+            visit(graph, library, depth + 1, order)?;
+            order.push((library.clone(), name.to_string()));
+        }
+        Ok(())
+    }
+    let mut order = Vec::new();
+    visit(
+        &context.archive.manifest().shared_libraries,
+        name,
+        0,
+        &mut order,
+    )?;
+    Ok(order)
+}
+
+/// Loads the libraries `name` needs, dependencies first.
+fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String> {
+    for (library, needed_by) in libraries_in_load_order(context, name)? {
+        load_library(context, &library, &needed_by)?;
     }
     Ok(())
+}
+
+/// Starts putting in memory, on a background thread, the shared objects that a top-level
+/// package's extension modules will need: the libraries they link (loaded with `dlopen` too)
+/// and the extension modules that link them. The importing thread meanwhile runs the
+/// package's Python code; when it reaches an extension, the work is done or under way (it then
+/// waits), never done twice. Turned off by `PYFERRY_PREFETCH=0`.
+pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
+    if !environment::prefetch_enabled() {
+        return;
+    }
+    let prefix = format!("{package}/");
+    let graph = &context.archive.manifest().shared_libraries;
+    let users: Vec<String> = graph
+        .range(prefix.clone()..)
+        .take_while(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, _)| name.clone())
+        .collect();
+    if users.is_empty() {
+        return;
+    }
+    let mut libraries: Vec<(String, String)> = Vec::new();
+    for user in &users {
+        for pair in libraries_in_load_order(context, user).unwrap_or_default() {
+            if !libraries.iter().any(|(known, _)| *known == pair.0) {
+                libraries.push(pair);
+            }
+        }
+    }
+    tracing::debug!(
+        package,
+        libraries = libraries.len(),
+        extensions = users.len(),
+        "prefetching"
+    );
+    let spawned = std::thread::Builder::new()
+        .name("pyferry-prefetch".to_string())
+        .spawn(move || {
+            for (library, needed_by) in &libraries {
+                if let Err(error) = load_library(context, library, needed_by) {
+                    tracing::debug!(%error, "prefetch failed; the import will retry and report");
+                    return;
+                }
+            }
+            for user in &users {
+                let _ = memory_path(context, user);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::debug!(%error, "no prefetch thread");
+    }
 }
 
 /// The loader of extension modules in the archive. One instance serves every extension.
@@ -116,17 +289,16 @@ impl ExtensionLoader {
             .relative_path(&origin)
             .ok_or_else(|| fail(format!("`{origin}` is not inside this application")))?;
         let span = tracing::debug_span!("extension", module = %name).entered();
-        load_dependencies(context, relative, 0)
+        // The GIL is released while libraries load: a prefetch thread may still be copying them.
+        let fd_path = py
+            .detach(|| {
+                // The extension's own copy first: a prefetch thread may be busy with its
+                // libraries meanwhile.
+                let path = memory_path(context, relative)?;
+                load_dependencies(context, relative)?;
+                Ok::<_, String>(path)
+            })
             .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
-        let fd_path = match loaded_path(relative) {
-            Some(path) => path,
-            None => {
-                let path = to_memory(context, relative)
-                    .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
-                mark_loaded(relative, path.clone());
-                path
-            }
-        };
         // `create_dynamic` reads the spec's `name` and `origin`: give it a copy whose origin is
         // the memory file.
         let kwargs = PyDict::new(py);

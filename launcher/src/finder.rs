@@ -211,7 +211,12 @@ impl ArchiveImporter {
         };
         match this.find_in_dirs(fullname, &search_dirs) {
             None | Some(FoundModule::Namespace { .. }) => Ok(None),
-            Some(found) => Self::spec_for(slf, fullname, &found),
+            Some(found) => {
+                if !fullname.contains('.') && found.package_dir().is_some() {
+                    crate::extension::prefetch_package(this.context, fullname);
+                }
+                Self::spec_for(slf, fullname, &found)
+            }
         }
     }
 

@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -155,9 +155,47 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     })
 }
 
-/// Copies `len` bytes at `offset` of `source` into `file` in the kernel (`sendfile`), falling
-/// back to writing `fallback` when the kernel refuses.
-fn fill(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> std::io::Result<()> {
+/// Objects at least this large are copied by two threads, each into its own half: the copy is
+/// bound by allocating and filling memory pages, which two cores do twice as fast.
+const SPLIT_COPY_THRESHOLD: usize = 8 << 20;
+
+/// Copies `bytes`, which lie at `offset` of `source`, into `file` (see [`fill_range`]), in two
+/// halves on two threads when large. The second half is written through a second open file
+/// description of the same file (its own file position); it is closed afterwards, which is safe
+/// because that descriptor number is never given to `dlopen`.
+fn fill(file: &mut File, source: RawFd, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.len() < SPLIT_COPY_THRESHOLD {
+        return fill_range(file, source, offset, bytes);
+    }
+    let middle = (bytes.len() / 2) & !0xfff;
+    let second = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let mut second = match second {
+        Ok(second) => second,
+        Err(_) => return fill_range(file, source, offset, bytes),
+    };
+    second.seek(std::io::SeekFrom::Start(middle as u64))?;
+    std::thread::scope(|scope| {
+        let second_half = scope.spawn(move || {
+            fill_range(
+                &mut second,
+                source,
+                offset + middle as u64,
+                &bytes[middle..],
+            )
+        });
+        let first_half = fill_range(file, source, offset, &bytes[..middle]);
+        let second_half = second_half
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
+        first_half.and(second_half)
+    })
+}
+
+/// Copies `fallback.len()` bytes at `offset` of `source` into `file` at its current position,
+/// in the kernel (`sendfile`), falling back to writing `fallback` when the kernel refuses.
+fn fill_range(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> std::io::Result<()> {
     let mut position = offset as libc::off_t;
     let end = offset as libc::off_t + fallback.len() as libc::off_t;
     while position < end {

@@ -28,7 +28,7 @@ pub struct PlannedEntry {
 /// How an entry is stored: shared objects uncompressed, so the launcher copies them into memory
 /// straight from the file; everything else deflated.
 pub fn compression_for(name: &str) -> Compression {
-    if crate::elf::is_shared_object_name(name) {
+    if crate::elf::is_shared_object_name(name) || name.ends_with(".pyc") {
         Compression::Stored
     } else {
         Compression::Deflated
