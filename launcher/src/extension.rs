@@ -15,7 +15,8 @@ use pyo3::types::PyDict;
 
 use crate::context::ArchiveContext;
 use crate::finder::import_error;
-use crate::{dynamic_loader, environment, memfd};
+use crate::memfd::{self, CopyThreads};
+use crate::{dynamic_loader, environment};
 
 static LOADER: PyOnceLock<Py<ExtensionLoader>> = PyOnceLock::new();
 
@@ -97,12 +98,12 @@ impl Registry {
 
 /// Copies archive entry `name` into a memory file (without a copy through user space when the
 /// entry is stored) and returns the path `dlopen` takes.
-fn to_memory(context: &ArchiveContext, name: &str) -> Result<String, String> {
+fn to_memory(context: &ArchiveContext, name: &str, threads: CopyThreads) -> Result<String, String> {
     let archive = &context.archive;
     let file = match archive.stored_range(name) {
         Some(range) => {
             let bytes = &context.image[range.clone()];
-            memfd::load(name, context.image_fd, range.start as u64, bytes)
+            memfd::load(name, context.image_fd, range.start as u64, bytes, threads)
         }
         None => {
             let data = archive
@@ -118,12 +119,16 @@ fn to_memory(context: &ArchiveContext, name: &str) -> Result<String, String> {
 }
 
 /// `name` in a memory file, made by this thread or another.
-fn memory_path(context: &ArchiveContext, name: &str) -> Result<String, String> {
+fn memory_path(
+    context: &ArchiveContext,
+    name: &str,
+    threads: CopyThreads,
+) -> Result<String, String> {
     match REGISTRY.claim(name, false) {
         Claim::Done(Slot::InMemory(path) | Slot::Loaded(path)) => Ok(path),
         Claim::Done(Slot::Preparing { .. }) => unreachable!("claim never returns Preparing"),
         Claim::Mine => {
-            let result = to_memory(context, name);
+            let result = to_memory(context, name, threads);
             REGISTRY.finish(
                 name,
                 result
@@ -137,10 +142,15 @@ fn memory_path(context: &ArchiveContext, name: &str) -> Result<String, String> {
 }
 
 /// Loads library `library` (needed by `needed_by`) from memory, once per process.
-fn load_library(context: &ArchiveContext, library: &str, needed_by: &str) -> Result<(), String> {
+fn load_library(
+    context: &ArchiveContext,
+    library: &str,
+    needed_by: &str,
+    threads: CopyThreads,
+) -> Result<(), String> {
     let path = match REGISTRY.claim(library, true) {
         Claim::Done(_) => return Ok(()),
-        Claim::Mine => match to_memory(context, library) {
+        Claim::Mine => match to_memory(context, library, threads) {
             Ok(path) => path,
             Err(error) => {
                 REGISTRY.finish(library, None);
@@ -201,7 +211,7 @@ fn libraries_in_load_order(
 /// Loads the libraries `name` needs, dependencies first.
 fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String> {
     for (library, needed_by) in libraries_in_load_order(context, name)? {
-        load_library(context, &library, &needed_by)?;
+        load_library(context, &library, &needed_by, CopyThreads::Two)?;
     }
     Ok(())
 }
@@ -212,8 +222,18 @@ fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String>
 /// package's Python code; when it reaches an extension, the work is done or under way (it then
 /// waits), never done twice. Turned off by `PYFERRY_PREFETCH=0`.
 pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
+    static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     if !environment::prefetch_enabled() {
         return;
+    }
+    {
+        let mut started = STARTED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if started.iter().any(|known| known == package) {
+            return;
+        }
+        started.push(package.to_string());
     }
     let prefix = format!("{package}/");
     let graph = &context.archive.manifest().shared_libraries;
@@ -243,13 +263,13 @@ pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
         .name("pyferry-prefetch".to_string())
         .spawn(move || {
             for (library, needed_by) in &libraries {
-                if let Err(error) = load_library(context, library, needed_by) {
+                if let Err(error) = load_library(context, library, needed_by, CopyThreads::One) {
                     tracing::debug!(%error, "prefetch failed; the import will retry and report");
                     return;
                 }
             }
             for user in &users {
-                let _ = memory_path(context, user);
+                let _ = memory_path(context, user, CopyThreads::One);
             }
         });
     if let Err(error) = spawned {
@@ -294,7 +314,7 @@ impl ExtensionLoader {
             .detach(|| {
                 // The extension's own copy first: a prefetch thread may be busy with its
                 // libraries meanwhile.
-                let path = memory_path(context, relative)?;
+                let path = memory_path(context, relative, CopyThreads::Two)?;
                 load_dependencies(context, relative)?;
                 Ok::<_, String>(path)
             })
@@ -342,5 +362,70 @@ impl ExtensionLoader {
 
     fn __repr__(&self) -> String {
         format!("<pyferry.ExtensionLoader for {:?}>", self.context.root)
+    }
+}
+
+/// The top-level names that `source` imports at the start of a line (`import a.b, c` and
+/// `from a.b import x`), in order, each once. A cheap textual scan, not a parse: it only
+/// decides what to prefetch.
+pub fn imported_top_level_names(source: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in source.lines() {
+        let line = line.trim_start();
+        let modules = if let Some(rest) = line.strip_prefix("import ") {
+            rest.split(',').collect::<Vec<_>>()
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            vec![rest.split_whitespace().next().unwrap_or_default()]
+        } else {
+            continue;
+        };
+        for module in modules {
+            let top = module.trim().split(['.', ' ']).next().unwrap_or_default();
+            if !top.is_empty()
+                && top.chars().all(|c| c == '_' || c.is_alphanumeric())
+                && !names.iter().any(|known| known == top)
+            {
+                names.push(top.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// At start-up, before the interpreter exists: prefetch the native libraries of the packages
+/// that the entry point's module imports directly (read from its shipped source).
+pub fn prefetch_for_entry_point(context: &'static ArchiveContext) {
+    let module = context
+        .archive
+        .manifest()
+        .entry_point
+        .module
+        .replace('.', "/");
+    let source = [
+        format!("{module}.py"),
+        format!("{module}/__init__.py"),
+        format!("{module}/__main__.py"),
+    ]
+    .iter()
+    .find_map(|name| context.archive.read(name).ok().flatten());
+    let Some(source) = source else {
+        return;
+    };
+    for name in imported_top_level_names(&String::from_utf8_lossy(&source)) {
+        prefetch_package(context, &name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::imported_top_level_names;
+
+    #[test]
+    fn import_lines_name_their_top_level_packages() {
+        let source = "import os, numpy.linalg as la\nfrom pandas.core import frame\n  import scipy\nx = 'import nope'\nfrom . import sibling\n";
+        assert_eq!(
+            imported_top_level_names(source),
+            vec!["os", "numpy", "pandas", "scipy"]
+        );
     }
 }

@@ -154,6 +154,7 @@ fn boot() -> Result<Outcome, BootError> {
     init_logging();
     let mode = environment::init_mode().map_err(BootError::Environment)?;
     let context = open_archive()?;
+    extension::prefetch_for_entry_point(context);
     if context.archive.manifest().kind == PayloadKind::Runtime {
         tracing::debug!("running the bare runtime (pyferry's build helper)");
     }

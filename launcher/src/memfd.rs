@@ -155,6 +155,14 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     })
 }
 
+/// How many threads may copy one object: the importing thread, which waits for the copy, uses
+/// two; the prefetch thread, which runs beside the importing one, uses one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyThreads {
+    One,
+    Two,
+}
+
 /// Objects at least this large are copied by two threads, each into its own half: the copy is
 /// bound by allocating and filling memory pages, which two cores do twice as fast.
 const SPLIT_COPY_THRESHOLD: usize = 8 << 20;
@@ -163,8 +171,14 @@ const SPLIT_COPY_THRESHOLD: usize = 8 << 20;
 /// halves on two threads when large. The second half is written through a second open file
 /// description of the same file (its own file position); it is closed afterwards, which is safe
 /// because that descriptor number is never given to `dlopen`.
-fn fill(file: &mut File, source: RawFd, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-    if bytes.len() < SPLIT_COPY_THRESHOLD {
+fn fill(
+    file: &mut File,
+    source: RawFd,
+    offset: u64,
+    bytes: &[u8],
+    threads: CopyThreads,
+) -> std::io::Result<()> {
+    if threads == CopyThreads::One || bytes.len() < SPLIT_COPY_THRESHOLD {
         return fill_range(file, source, offset, bytes);
     }
     let middle = (bytes.len() / 2) & !0xfff;
@@ -224,9 +238,10 @@ pub fn load(
     source: RawFd,
     offset: u64,
     bytes: &[u8],
+    threads: CopyThreads,
 ) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
-    if let Err(error) = fill(&mut file, source, offset, bytes) {
+    if let Err(error) = fill(&mut file, source, offset, bytes, threads) {
         return Err(MemoryFileError {
             name: name.to_string(),
             attempts: vec![format!(
