@@ -7,7 +7,7 @@ RELEASE := target/release
 PYFERRY := $(RELEASE)/pyferry
 DEMO_DIR := target/demo
 
-.PHONY: build demo test check fmt clippy bench clean
+.PHONY: build demo test check fmt clippy check-freebsd bench clean
 
 ## build: target/release/pyferry and the runtime it finds next to itself
 build:
@@ -34,8 +34,17 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## check-freebsd: the launcher's FreeBSD code compiles (never run here); skipped when the
+## target's standard library cannot be downloaded
+check-freebsd:
+	@if rustup target add x86_64-unknown-freebsd >/dev/null 2>&1; then \
+		$(CARGO) check --locked --target x86_64-unknown-freebsd -p pyferry-launcher; \
+	else \
+		echo "check-freebsd: skipped, the x86_64-unknown-freebsd standard library is not available"; \
+	fi
+
 ## check: exactly what CI runs
-check: fmt clippy test
+check: fmt clippy check-freebsd test
 
 ## bench: start-up benchmarks (not part of test)
 bench: build

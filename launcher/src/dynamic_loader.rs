@@ -4,10 +4,36 @@
 //! later `DT_NEEDED` entries naming their SONAME with the loaded copy, which is what makes a
 //! wheel's vendored `*.libs/` directory work without any file on disk.
 #![allow(unsafe_code)]
+#![cfg_attr(target_os = "freebsd", allow(unused_imports))]
 
 use std::ffi::{CStr, CString};
 
+#[cfg(target_os = "freebsd")]
+extern "C" {
+    /// FreeBSD's `dlopen` of an open descriptor (`<dlfcn.h>`); the libc crate has no binding.
+    fn fdlopen(fd: libc::c_int, mode: libc::c_int) -> *mut libc::c_void;
+}
+
+/// FreeBSD (untested): memory files are loaded with `fdlopen` on the descriptor that ends the
+/// `/dev/fd/N` path, so libraries need no `fdescfs`.
+#[cfg(target_os = "freebsd")]
+pub fn open_library(path: &str) -> Result<(), String> {
+    let fd: libc::c_int = path
+        .rsplit('/')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("{path:?} does not name a descriptor"))?;
+    // SAFETY: `fd` is an open memory file this process never closes; the handle is leaked on
+    // purpose, as on Linux.
+    let handle = unsafe { fdlopen(fd, libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 /// Opens the shared object at `path` and keeps it loaded for the life of the process.
+#[cfg(not(target_os = "freebsd"))]
 pub fn open_library(path: &str) -> Result<(), String> {
     let c_path = CString::new(path).map_err(|_| format!("{path:?} contains a NUL byte"))?;
     // SAFETY: `c_path` is a valid C string; the handle is deliberately leaked (never passed to

@@ -57,6 +57,7 @@ impl MemoryFilePolicy {
         matches!(self, MemoryFilePolicy::Auto | MemoryFilePolicy::MemfdOnly)
     }
 
+    #[cfg_attr(target_os = "freebsd", allow(dead_code))]
     pub fn allows_tmpfile(self) -> bool {
         matches!(self, MemoryFilePolicy::Auto | MemoryFilePolicy::TmpFileOnly)
     }

@@ -10,6 +10,13 @@ use std::path::PathBuf;
 
 use memmap2::Mmap;
 
+/// The kernel's link to the running executable. FreeBSD (untested) has it when `procfs` is
+/// mounted; without it start-up fails with a message saying so.
+#[cfg(target_os = "freebsd")]
+const SELF_EXE: &str = "/proc/curproc/file";
+#[cfg(not(target_os = "freebsd"))]
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// The running executable: where it is and its bytes.
 pub struct ExecutableImage {
     /// The absolute path the kernel resolved for this process (`/proc/self/exe`).
@@ -36,10 +43,10 @@ pub enum ImageError {
 impl ExecutableImage {
     /// Opens and maps the running executable.
     pub fn open() -> Result<ExecutableImage, ImageError> {
-        let path = std::fs::read_link("/proc/self/exe").map_err(ImageError::Locate)?;
+        let path = std::fs::read_link(SELF_EXE).map_err(ImageError::Locate)?;
         // Open the magic link itself rather than the path it names: the file may have been
         // replaced or deleted since exec, and only the link still reaches what is running.
-        let file = File::open("/proc/self/exe").map_err(|source| ImageError::Read {
+        let file = File::open(SELF_EXE).map_err(|source| ImageError::Read {
             path: path.clone(),
             source,
         })?;

@@ -12,6 +12,8 @@
 //! The descriptors are never closed: if one were closed and its number reused,
 //! `dlopen("/proc/self/fd/N")` would return the library first loaded under that name.
 #![allow(unsafe_code)]
+// The FreeBSD build (checked, never run) leaves the Linux-only fallbacks unused.
+#![cfg_attr(target_os = "freebsd", allow(unused_imports, dead_code))]
 
 use std::ffi::CString;
 use std::fs::File;
@@ -48,9 +50,13 @@ pub struct MemoryFile {
 }
 
 impl MemoryFile {
-    /// The path `dlopen` is given.
+    /// The path `dlopen` is given: `/proc/self/fd/N` on Linux; `/dev/fd/N` on FreeBSD, which
+    /// needs `fdescfs` mounted on `/dev/fd` (untested).
     pub fn proc_path(&self) -> String {
-        format!("/proc/self/fd/{}", self.fd)
+        #[cfg(target_os = "freebsd")]
+        return format!("/dev/fd/{}", self.fd);
+        #[cfg(not(target_os = "freebsd"))]
+        return format!("/proc/self/fd/{}", self.fd);
     }
 }
 
@@ -74,6 +80,7 @@ fn memfd(name: &str, flags: libc::c_uint) -> std::io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+#[cfg(target_os = "linux")]
 fn mount_is_noexec(dir: &Path) -> std::io::Result<bool> {
     let path = CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
@@ -89,6 +96,7 @@ fn mount_is_noexec(dir: &Path) -> std::io::Result<bool> {
     Ok(stats.f_flag & libc::ST_NOEXEC != 0)
 }
 
+#[cfg(target_os = "linux")]
 fn tmpfile_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(runtime_dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
@@ -98,6 +106,7 @@ fn tmpfile_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+#[cfg(target_os = "linux")]
 fn tmpfile(dir: &Path) -> std::io::Result<File> {
     if mount_is_noexec(dir)? {
         return Err(std::io::Error::other("mounted noexec"));
@@ -110,8 +119,28 @@ fn tmpfile(dir: &Path) -> std::io::Result<File> {
         .open(dir)
 }
 
+/// FreeBSD (untested): `memfd_create(MFD_CLOEXEC)` only; it has neither `MFD_NOEXEC_SEAL` nor
+/// `O_TMPFILE`.
+#[cfg(target_os = "freebsd")]
+pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
+    let base_name = name.rsplit('/').next().unwrap_or(name);
+    if !environment::memory_file_policy().allows_memfd() {
+        return Err(MemoryFileError {
+            name: name.to_string(),
+            attempts: vec![format!("memfd_create: disabled by {}", environment::MEMFD)],
+        });
+    }
+    memfd(base_name, libc::MFD_CLOEXEC)
+        .map(|file| (file, Backing::Memfd))
+        .map_err(|error| MemoryFileError {
+            name: name.to_string(),
+            attempts: vec![format!("{}: {error}", Backing::Memfd)],
+        })
+}
+
 /// Creates an empty memory file named after `name` (its base name shows in `/proc/PID/maps`,
 /// perf and gdb), trying each backing in turn.
+#[cfg(target_os = "linux")]
 pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     let policy = environment::memory_file_policy();
     let base_name = name.rsplit('/').next().unwrap_or(name);
@@ -182,9 +211,13 @@ fn fill(
         return fill_range(file, source, offset, bytes);
     }
     let middle = (bytes.len() / 2) & !0xfff;
-    let second = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let second = std::fs::OpenOptions::new().write(true).open(
+        MemoryFile {
+            fd: file.as_raw_fd(),
+            backing: Backing::Memfd,
+        }
+        .proc_path(),
+    );
     let mut second = match second {
         Ok(second) => second,
         Err(_) => return fill_range(file, source, offset, bytes),
@@ -207,8 +240,20 @@ fn fill(
     })
 }
 
+/// FreeBSD's `sendfile` only writes to sockets: the bytes are written from the mapping, after
+/// sizing the file (FreeBSD's memory files need `ftruncate` first).
+#[cfg(target_os = "freebsd")]
+fn fill_range(file: &mut File, _source: RawFd, _offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    let position = file.stream_position()?;
+    if file.metadata()?.len() < position + bytes.len() as u64 {
+        file.set_len(position + bytes.len() as u64)?;
+    }
+    file.write_all(bytes)
+}
+
 /// Copies `fallback.len()` bytes at `offset` of `source` into `file` at its current position,
 /// in the kernel (`sendfile`), falling back to writing `fallback` when the kernel refuses.
+#[cfg(target_os = "linux")]
 fn fill_range(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> std::io::Result<()> {
     let mut position = offset as libc::off_t;
     let end = offset as libc::off_t + fallback.len() as libc::off_t;

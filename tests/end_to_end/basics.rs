@@ -211,3 +211,41 @@ fn unzip_lists_the_contents() {
         listing.stderr
     );
 }
+
+#[test]
+fn ctrl_c_raises_keyboard_interrupt_in_a_sleeping_app() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let scratch = Scratch::new();
+    let app = scratch.packed_app(
+        &[(
+            "__main__.py",
+            "import sys, time\nprint('ready', flush=True)\ntry:\n    time.sleep(30)\nfinally:\n    print('finally ran', flush=True)\n",
+        )],
+        &[],
+    );
+    let mut child = Command::new(&app)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    assert_eq!(line, "ready\n");
+    run(Command::new("kill").args(["-INT", &child.id().to_string()])).success();
+    let output = child.wait_with_output().expect("wait");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read rest");
+    assert_eq!(
+        output.status.signal(),
+        Some(2),
+        "dies by SIGINT like python: {output:?}"
+    );
+    assert_eq!(rest, "finally ran\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("time.sleep(30)") && stderr.trim_end().ends_with("KeyboardInterrupt"),
+        "{stderr}"
+    );
+}
