@@ -143,7 +143,7 @@ pub fn iter_modules(index: &EntryIndex, dir: &str) -> Vec<(String, bool)> {
 mod tests {
     use super::*;
 
-    fn index(names: &[&str]) -> EntryIndex {
+    fn index<'a>(names: &[&'a str]) -> EntryIndex<'a> {
         EntryIndex::new(names.iter().copied().zip(0..))
     }
 

@@ -69,6 +69,12 @@ impl Runtime {
             .with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
     }
 
+    /// The runtime's zip for copying entries raw (still compressed) into an application.
+    pub fn zip_archive(&self) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>> {
+        zip::ZipArchive::new(std::io::Cursor::new(self.bytes.as_slice()))
+            .with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
+    }
+
     /// The launcher executable in front of the runtime's zip.
     pub fn launcher_bytes(&self) -> Result<&[u8]> {
         let start = self.archive()?.payload_start() as usize;

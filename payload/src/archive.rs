@@ -5,12 +5,9 @@
 //! `pyferry inspect` read a file), so stored entries are returned without a copy.
 
 use std::borrow::Cow;
-use std::io::{Cursor, Read};
 use std::ops::Range;
 
-use zip::result::ZipError;
-use zip::{CompressionMethod, ZipArchive};
-
+use crate::central_directory::{self, CentralDirectory, Entry};
 use crate::index::EntryIndex;
 use crate::manifest::{Manifest, ManifestError, MANIFEST_PATH};
 
@@ -40,15 +37,15 @@ pub type EntryData<'a> = Cow<'a, [u8]>;
 /// A parsed payload over the bytes of the whole file.
 pub struct Archive<'a> {
     bytes: &'a [u8],
-    zip: ZipArchive<Cursor<&'a [u8]>>,
-    index: EntryIndex,
+    directory: CentralDirectory<'a>,
+    index: EntryIndex<'a>,
     manifest: Manifest,
 }
 
 impl<'a> Archive<'a> {
     /// Parses the payload at the end of `bytes` (a whole executable, or a bare zip).
     pub fn parse(bytes: &'a [u8]) -> Result<Archive<'a>, ArchiveError> {
-        if !has_end_of_central_directory(bytes) {
+        if central_directory::find_end_record(bytes).is_none() {
             // An ELF file that ends where its section headers end carries nothing; anything
             // longer lost its tail (a truncated copy or download).
             return Err(match elf_image_len(bytes) {
@@ -58,15 +55,17 @@ impl<'a> Archive<'a> {
                 _ => ArchiveError::NoPayload,
             });
         }
-        let zip = ZipArchive::new(Cursor::new(bytes)).map_err(|error| corrupt(&error))?;
+        let directory = central_directory::read(bytes).map_err(ArchiveError::Corrupt)?;
         let index = EntryIndex::new(
-            zip.file_names()
+            directory
+                .entries
+                .iter()
                 .enumerate()
-                .filter_map(|(position, name)| Some((name.ok()?, position))),
+                .map(|(position, entry)| (entry.name, position)),
         );
         let mut archive = Archive {
             bytes,
-            zip,
+            directory,
             index,
             manifest: Manifest::default(),
         };
@@ -81,115 +80,64 @@ impl<'a> Archive<'a> {
         &self.manifest
     }
 
-    pub fn index(&self) -> &EntryIndex {
+    pub fn index(&self) -> &EntryIndex<'a> {
         &self.index
+    }
+
+    /// The bytes of the whole file.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// Offset in the file where the zip starts: the size of the executable in front of it
     /// (the first local header, or the central directory of an empty zip).
     pub fn payload_start(&self) -> u64 {
-        (0..self.zip.len())
-            .filter_map(|position| self.zip.by_index_data(position).ok())
-            .map(|entry| entry.header_start())
+        self.directory
+            .entries
+            .iter()
+            .map(|entry| entry.header_offset)
             .min()
-            .unwrap_or_else(|| self.zip.central_directory_start())
-            .saturating_add(self.zip.offset())
+            .unwrap_or(self.directory.start)
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry<'a>> {
+        self.directory.entries.get(self.index.position(name)?)
     }
 
     /// The contents of file `name`, or `None` when there is no such file.
     pub fn read(&self, name: &str) -> Result<Option<EntryData<'a>>, ArchiveError> {
-        let Some(position) = self.index.position(name) else {
+        let Some(entry) = self.entry(name) else {
             return Ok(None);
         };
-        self.read_position(name, position).map(Some)
+        let entry_error = |reason: String| ArchiveError::Entry {
+            name: name.to_string(),
+            reason,
+        };
+        let range = central_directory::data_range(self.bytes, entry, self.directory.start)
+            .map_err(entry_error)?;
+        let bytes: &'a [u8] = self.bytes;
+        if entry.method == central_directory::STORED && entry.compressed_size == entry.size {
+            return Ok(Some(Cow::Borrowed(&bytes[range])));
+        }
+        central_directory::inflate(entry, &bytes[range], MAX_ENTRY_SIZE)
+            .map(|contents| Some(Cow::Owned(contents)))
+            .map_err(entry_error)
     }
 
     /// Where the bytes of a stored (uncompressed) file lie in the file, for zero-copy use.
     /// `None` when the file is absent or compressed.
     pub fn stored_range(&self, name: &str) -> Option<Range<usize>> {
-        let position = self.index.position(name)?;
-        let (method, range) = self.raw_range(name, position).ok()?;
-        (method == CompressionMethod::Stored).then_some(range)
+        let entry = self.entry(name)?;
+        if entry.method != central_directory::STORED || entry.compressed_size != entry.size {
+            return None;
+        }
+        central_directory::data_range(self.bytes, entry, self.directory.start).ok()
     }
 
     /// The uncompressed size of file `name`.
     pub fn size(&self, name: &str) -> Option<u64> {
-        let position = self.index.position(name)?;
-        Some(self.zip.by_index_data(position).ok()?.size())
+        self.entry(name).map(|entry| entry.size)
     }
-
-    fn raw_range(
-        &self,
-        name: &str,
-        position: usize,
-    ) -> Result<(CompressionMethod, Range<usize>), ArchiveError> {
-        let entry_error = |reason: String| ArchiveError::Entry {
-            name: name.to_string(),
-            reason,
-        };
-        let mut zip = self.zip.clone();
-        let file = zip
-            .by_index_raw(position)
-            .map_err(|error| entry_error(error.to_string()))?;
-        let start = file
-            .data_start()
-            .ok_or_else(|| entry_error("no data offset".into()))?;
-        let end = start
-            .checked_add(file.compressed_size())
-            .filter(|end| *end <= self.bytes.len() as u64)
-            .ok_or_else(|| entry_error("its data lies outside the file".into()))?;
-        Ok((file.compression(), start as usize..end as usize))
-    }
-
-    fn read_position(&self, name: &str, position: usize) -> Result<EntryData<'a>, ArchiveError> {
-        let entry_error = |reason: String| ArchiveError::Entry {
-            name: name.to_string(),
-            reason,
-        };
-        let (method, range) = self.raw_range(name, position)?;
-        let bytes: &'a [u8] = self.bytes;
-        if method == CompressionMethod::Stored {
-            return Ok(Cow::Borrowed(&bytes[range]));
-        }
-        let mut zip = self.zip.clone();
-        let mut file = zip
-            .by_index(position)
-            .map_err(|error| entry_error(error.to_string()))?;
-        if file.size() > MAX_ENTRY_SIZE {
-            return Err(entry_error(format!(
-                "it claims to inflate to {} bytes",
-                file.size()
-            )));
-        }
-        let mut contents = Vec::with_capacity(file.size() as usize);
-        file.by_ref()
-            .take(MAX_ENTRY_SIZE + 1)
-            .read_to_end(&mut contents)
-            .map_err(|error| entry_error(error.to_string()))?;
-        Ok(Cow::Owned(contents))
-    }
-
-    /// The underlying zip reader, for callers that copy entries raw into another archive.
-    pub fn zip(&self) -> &ZipArchive<Cursor<&'a [u8]>> {
-        &self.zip
-    }
-}
-
-fn corrupt(error: &ZipError) -> ArchiveError {
-    ArchiveError::Corrupt(error.to_string())
-}
-
-/// Whether an end-of-central-directory signature lies where one can (in the last 64 KiB + 22
-/// bytes, the longest comment plus the record).
-fn has_end_of_central_directory(bytes: &[u8]) -> bool {
-    const RECORD_LEN: usize = 22;
-    if bytes.len() < RECORD_LEN {
-        return false;
-    }
-    let window_start = bytes.len().saturating_sub(RECORD_LEN + u16::MAX as usize);
-    bytes[window_start..bytes.len() - RECORD_LEN + 4]
-        .windows(4)
-        .any(|window| window == b"PK\x05\x06")
 }
 
 /// The length of a 64-bit little-endian ELF image as its headers describe it (the section header
@@ -210,6 +158,7 @@ pub fn elf_image_len(bytes: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::{Compression, EntryPoint, PayloadKind, PayloadWriter, FORMAT_VERSION};
+    use std::io::Read;
 
     fn manifest() -> Manifest {
         Manifest {
@@ -284,7 +233,7 @@ mod tests {
 
     #[test]
     fn zip_without_manifest_is_refused() {
-        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         writer
             .start_file("a.py", zip::write::SimpleFileOptions::default())
             .unwrap();

@@ -14,27 +14,28 @@ pub enum EntryKind {
     Directory,
 }
 
-/// Names of an archive's files, with their position in the zip's central directory.
+/// Names of an archive's files (borrowed from the archive), with their position in the zip's
+/// central directory.
 #[derive(Debug, Default)]
-pub struct EntryIndex {
-    positions: HashMap<Box<str>, usize>,
+pub struct EntryIndex<'a> {
+    positions: HashMap<&'a str, usize>,
     /// File names, sorted bytewise; directory entries (`name/`) are left out.
-    sorted: Vec<Box<str>>,
+    sorted: Vec<&'a str>,
 }
 
-impl EntryIndex {
+impl<'a> EntryIndex<'a> {
     /// Builds the index from `(name, position)` pairs. Directory entries (ending in `/`) are
     /// dropped: directories are derived from file names. A later duplicate name keeps the first.
-    pub fn new<S: AsRef<str>>(names: impl IntoIterator<Item = (S, usize)>) -> EntryIndex {
-        let mut positions = HashMap::new();
+    pub fn new(names: impl IntoIterator<Item = (&'a str, usize)>) -> EntryIndex<'a> {
+        let names = names.into_iter();
+        let mut positions = HashMap::with_capacity(names.size_hint().0);
         for (name, position) in names {
-            let name = name.as_ref();
             if name.ends_with('/') || name.is_empty() {
                 continue;
             }
-            positions.entry(Box::from(name)).or_insert(position);
+            positions.entry(name).or_insert(position);
         }
-        let mut sorted: Vec<Box<str>> = positions.keys().cloned().collect();
+        let mut sorted: Vec<&'a str> = positions.keys().copied().collect();
         sorted.sort_unstable();
         EntryIndex { positions, sorted }
     }
@@ -62,9 +63,7 @@ impl EntryIndex {
             return Some(EntryKind::File);
         }
         let prefix = format!("{path}/");
-        let start = self
-            .sorted
-            .partition_point(|name| name.as_ref() < prefix.as_str());
+        let start = self.sorted.partition_point(|name| *name < prefix.as_str());
         match self.sorted.get(start) {
             Some(name) if name.starts_with(&prefix) => Some(EntryKind::Directory),
             _ => None,
@@ -73,15 +72,13 @@ impl EntryIndex {
 
     /// The names directly inside directory `dir` (`""` is the root), each once, sorted, with
     /// whether it is a directory.
-    pub fn children(&self, dir: &str) -> Vec<(&str, EntryKind)> {
+    pub fn children(&self, dir: &str) -> Vec<(&'a str, EntryKind)> {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
-        let start = self
-            .sorted
-            .partition_point(|name| name.as_ref() < prefix.as_str());
+        let start = self.sorted.partition_point(|name| *name < prefix.as_str());
         let mut children: Vec<(&str, EntryKind)> = Vec::new();
         for name in self.sorted[start..]
             .iter()
@@ -103,8 +100,8 @@ impl EntryIndex {
     }
 
     /// All file names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sorted.iter().map(AsRef::as_ref)
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.sorted.iter().copied()
     }
 }
 
@@ -112,7 +109,7 @@ impl EntryIndex {
 mod tests {
     use super::*;
 
-    fn index(names: &[&str]) -> EntryIndex {
+    fn index<'a>(names: &[&'a str]) -> EntryIndex<'a> {
         EntryIndex::new(names.iter().copied().zip(0..))
     }
 

@@ -10,6 +10,7 @@
 //! This crate holds no `unsafe` and knows nothing about CPython: it deals in bytes and names.
 
 pub mod archive;
+pub mod central_directory;
 pub mod index;
 pub mod manifest;
 pub mod writer;

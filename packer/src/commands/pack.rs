@@ -178,7 +178,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         &args.output,
         runtime.launcher_bytes()?,
         entries,
-        Some(runtime_archive.zip()),
+        Some(&runtime.zip_archive()?),
         &manifest,
     )
     .with_context(|| format!("cannot pack `{}`", args.output.display()))?;
