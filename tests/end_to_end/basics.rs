@@ -249,3 +249,44 @@ fn ctrl_c_raises_keyboard_interrupt_in_a_sleeping_app() {
         "{stderr}"
     );
 }
+
+#[test]
+fn executable_links_only_libc_and_exports_the_c_api() {
+    let scratch = Scratch::new();
+    let app = scratch.packed_app(&[("__main__.py", "print(1)\n")], &[]);
+    let ldd = run(Command::new("ldd").arg(&app)).success();
+    let libraries: Vec<&str> = ldd
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| !name.starts_with("linux-vdso"))
+        .collect();
+    for library in &libraries {
+        assert!(
+            ["libc.so.6", "libm.so.6", "/lib64/ld-linux-x86-64.so.2"].contains(library),
+            "unexpected dependency {library}:\n{}",
+            ldd.stdout
+        );
+    }
+    let exported = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&app)).success();
+    let names: std::collections::HashSet<&str> = exported
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    let shared = run(Command::new("nm").args([
+        "-D",
+        "--defined-only",
+        "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0",
+    ]))
+    .success();
+    let api: Vec<&str> = shared
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .filter(|name| name.starts_with("Py") || name.starts_with("_Py"))
+        .collect();
+    assert!(api.len() > 1000);
+    let missing: Vec<&&str> = api.iter().filter(|name| !names.contains(**name)).collect();
+    assert!(missing.is_empty(), "C API not exported: {missing:?}");
+}
