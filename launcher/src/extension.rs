@@ -394,13 +394,11 @@ pub fn imported_top_level_names(source: &str) -> Vec<String> {
 
 /// At start-up, before the interpreter exists: prefetch the native libraries of the packages
 /// that the entry point's module imports directly (read from its shipped source).
-pub fn prefetch_for_entry_point(context: &'static ArchiveContext) {
-    let module = context
-        .archive
-        .manifest()
-        .entry_point
-        .module
-        .replace('.', "/");
+pub fn prefetch_for_entry_point(
+    context: &'static ArchiveContext,
+    entry_point: &pyferry_payload::EntryPoint,
+) {
+    let module = entry_point.module.replace('.', "/");
     let source = [
         format!("{module}.py"),
         format!("{module}/__init__.py"),

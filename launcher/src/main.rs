@@ -57,6 +57,42 @@ enum BootError {
     Interpreter(#[from] interpreter::InitError),
     #[error("cannot install the importer: {0}")]
     Importer(String),
+    #[error("{path} was started as `{name}`, which is none of its scripts ({available}); hint: link it under one of those names (`ln -s {path} NAME`)")]
+    UnknownScript {
+        path: String,
+        name: String,
+        available: String,
+    },
+}
+
+/// The entry point to run: the script named like the executable's `argv[0]` when the app packs
+/// several (`--all-scripts`), else the manifest's entry point.
+fn chosen_entry_point<'a>(
+    context: &'a ArchiveContext,
+    argv: &[OsString],
+) -> Result<&'a pyferry_payload::EntryPoint, BootError> {
+    let manifest = context.archive.manifest();
+    let name = argv
+        .first()
+        .and_then(|argument| std::path::Path::new(argument).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(entry) = manifest.scripts.get(&name) {
+        return Ok(entry);
+    }
+    if manifest.entry_point.module.is_empty() {
+        return Err(BootError::UnknownScript {
+            path: context.root.clone(),
+            name,
+            available: manifest
+                .scripts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(&manifest.entry_point)
 }
 
 fn init_logging() {
@@ -154,11 +190,12 @@ fn boot() -> Result<Outcome, BootError> {
     init_logging();
     let mode = environment::init_mode().map_err(BootError::Environment)?;
     let context = open_archive()?;
-    extension::prefetch_for_entry_point(context);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let entry_point = chosen_entry_point(context, &argv)?;
+    extension::prefetch_for_entry_point(context, entry_point);
     if context.archive.manifest().kind == PayloadKind::Runtime {
         tracing::debug!("running the bare runtime (pyferry's build helper)");
     }
-    let argv: Vec<OsString> = std::env::args_os().collect();
     let settings = interpreter::InterpreterSettings {
         executable: std::path::Path::new(&context.root),
         argv: &argv,
@@ -179,14 +216,8 @@ fn boot() -> Result<Outcome, BootError> {
         }
         install_path_hook(py, &importer).map_err(importer_error)?;
         install_builtins(py).map_err(importer_error)?;
-        let _span =
-            tracing::info_span!("run", entry_point = %context.archive.manifest().entry_point)
-                .entered();
-        Ok(runner::run(
-            py,
-            &importer,
-            &context.archive.manifest().entry_point,
-        ))
+        let _span = tracing::info_span!("run", entry_point = %entry_point).entered();
+        Ok(runner::run(py, &importer, entry_point))
     })?;
     Ok(outcome)
 }

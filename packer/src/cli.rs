@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pyferry", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  pyferry pack myapp/ -o myapp          # a tree with __main__.py at its root\n  pyferry pack build/ -e mycli.main:run -o mycli"
+    after_help = "Examples:\n  pyferry pack myapp/ -o myapp                    # a tree with __main__.py at its root\n  pyferry pack httpie==3.2.4 -c http -o http      # a console script from the package index\n  pyferry pack -r requirements.txt app/ -o app    # requirements plus your code\n  pyferry inspect myapp                           # what is inside"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,19 +34,59 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Inputs, mixed freely:\n  DIR              an application tree (with __main__.py, or name the entry point)\n  PROJECT_DIR      a directory with pyproject.toml: built into a wheel by its PEP 517 backend\n  FILE.whl         a wheel\n  SPECIFIER        a requirement, e.g. `httpie==3.2.4`\n\nExamples:\n  pyferry pack myapp/ -o myapp\n  pyferry pack black==24.10.0 -c black -o black\n  pyferry pack -r requirements.txt app/ -o app\n  pyferry pack flake8 --all-scripts -o tools && ln -s tools flake8 && ./flake8 --version"
+)]
 pub struct PackArgs {
-    /// The application tree: what `pip install --target DIR` made, plus your code. Packed as
-    /// the root of the import path, like `python -m zipapp DIR`.
-    pub dir: PathBuf,
+    /// What to pack: application directories, project directories, wheel files, requirement
+    /// specifiers.
+    #[arg(value_name = "INPUT", required_unless_present = "requirements")]
+    pub inputs: Vec<String>,
 
     /// The executable to write. Replaced atomically: a failed pack leaves it untouched.
     #[arg(short, long)]
     pub output: PathBuf,
 
+    /// Install the requirements listed in FILE (pins, hashes and markers as pip reads them).
+    /// Repeatable.
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub requirements: Vec<PathBuf>,
+
     /// The entry point, `MODULE` (run like `python -m MODULE`) or `MODULE:FUNCTION` (called, its
     /// return value is the exit status). Default: `__main__.py` at the root of DIR.
-    #[arg(short = 'e', long = "entry-point", value_name = "MODULE[:FUNCTION]")]
+    #[arg(
+        short = 'e',
+        long = "entry-point",
+        value_name = "MODULE[:FUNCTION]",
+        conflicts_with = "console_script"
+    )]
     pub entry_point: Option<String>,
+
+    /// Run the console script NAME of the installed distributions (as `pip install` would put
+    /// on PATH).
+    #[arg(short = 'c', long = "console-script", value_name = "NAME")]
+    pub console_script: Option<String>,
+
+    /// Pack every console script of the listed requirements; the one to run is chosen by the
+    /// name the executable is started as (`ln -s myapp flake8 && ./flake8`).
+    #[arg(long)]
+    pub all_scripts: bool,
+
+    /// Also look for distributions in DIR (local wheels). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub find_links: Vec<PathBuf>,
+
+    /// Do not use the package index: only `--find-links` directories and local wheels.
+    #[arg(long)]
+    pub no_index: bool,
+
+    /// The package index to use instead of PyPI.
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+
+    /// Install only the listed distributions, not their dependencies.
+    #[arg(long)]
+    pub no_deps: bool,
 }
 
 #[derive(Debug, Args)]

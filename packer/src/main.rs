@@ -8,10 +8,14 @@ mod cli;
 mod commands;
 mod compile;
 mod elf;
+mod inputs;
 mod libraries;
+mod resolve;
 mod runtime;
 mod stdlib;
+mod target;
 mod tree;
+mod wheel;
 
 use std::process::ExitCode;
 

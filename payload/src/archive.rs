@@ -169,6 +169,8 @@ mod tests {
             build_id: String::new(),
             entry_point: EntryPoint::parse("app").unwrap(),
             shared_libraries: Default::default(),
+            scripts: Default::default(),
+            distributions: Default::default(),
         }
     }
 

@@ -95,6 +95,13 @@ pub struct Manifest {
     /// launcher loads them, dependencies first, before the object that needs them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shared_libraries: BTreeMap<String, Vec<String>>,
+    /// Entry points chosen by the name the executable is started as (`argv[0]`'s base name),
+    /// busybox style; `entry_point` runs under any other name. Written by `--all-scripts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripts: BTreeMap<String, EntryPoint>,
+    /// Distributions installed in the archive: name → version (for `pyferry inspect`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub distributions: BTreeMap<String, String>,
 }
 
 /// Why a manifest was refused.
@@ -154,6 +161,11 @@ mod tests {
                 "pkg/_ext.so".to_string(),
                 vec!["pkg.libs/libz-1.so".to_string()],
             )]),
+            scripts: BTreeMap::from([(
+                "tool".to_string(),
+                EntryPoint::parse("pkg.tool:main").unwrap(),
+            )]),
+            distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
         }
     }
 

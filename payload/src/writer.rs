@@ -190,6 +190,8 @@ mod tests {
                 build_id: String::new(),
                 entry_point: crate::EntryPoint::parse("a").unwrap(),
                 shared_libraries: Default::default(),
+                scripts: Default::default(),
+                distributions: Default::default(),
             };
             writer.finish(&manifest).unwrap().into_inner()
         };

@@ -68,6 +68,8 @@ fn manifest() -> Manifest {
         build_id: String::new(),
         entry_point: EntryPoint::parse("__main__").expect("entry point"),
         shared_libraries: Default::default(),
+        scripts: Default::default(),
+        distributions: Default::default(),
     }
 }
 

@@ -88,6 +88,8 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             function: Some("main".to_string()),
         },
         shared_libraries: graph.dependencies,
+        scripts: Default::default(),
+        distributions: Default::default(),
     };
 
     let work = tempfile::Builder::new()

@@ -1,6 +1,9 @@
-//! `pyferry pack DIR -o OUT`: an application directory, plus the runtime, into one executable.
+//! `pyferry pack INPUT... -o OUT`: application trees, projects, wheels and requirements, plus
+//! the runtime, into one executable.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -10,17 +13,20 @@ use crate::assemble::{self, Contents, PlannedEntry};
 use crate::cli::PackArgs;
 use crate::compile::{self, CompileItem};
 use crate::elf::{self, SharedObject};
+use crate::inputs::{self, Input};
 use crate::libraries;
+use crate::resolve::{self, IndexOptions};
 use crate::runtime::Runtime;
 use crate::tree::{self, TreeFile};
+use crate::wheel::{self, Installed};
 
 /// Runtime entries that belong to the packer's build helper, not to applications.
 fn is_build_helper(name: &str) -> bool {
     name == MANIFEST_PATH || name.starts_with("_pyferry_build.")
 }
 
-/// Whether `module` (dotted) is importable from the tree's files.
-fn tree_has_module(files: &[TreeFile], module: &str) -> bool {
+/// Whether `module` (dotted) is importable from the files.
+fn files_have_module(files: &[TreeFile], module: &str) -> bool {
     let base = module.replace('.', "/");
     files.iter().any(|file| {
         let name = file.name.as_str();
@@ -31,51 +37,326 @@ fn tree_has_module(files: &[TreeFile], module: &str) -> bool {
     })
 }
 
-pub fn pack(args: &PackArgs) -> Result<()> {
-    let started = Instant::now();
-    let dir = &args.dir;
-    if !dir.exists() {
-        bail!("`{}` does not exist", dir.display());
-    }
-    if !dir.is_dir() {
+/// Builds a project directory into a wheel with its PEP 517 backend (through pip).
+fn build_project(project: &Path, destination: &Path) -> Result<PathBuf> {
+    let python =
+        std::env::var(resolve::PIP_PYTHON_VARIABLE).unwrap_or_else(|_| "python3".to_string());
+    tracing::info!("building `{}` with its build backend", project.display());
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-deps",
+            "--wheel-dir",
+        ])
+        .arg(destination)
+        .arg(project)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run `{python} -m pip wheel` to build `{}`",
+                project.display()
+            )
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or("no message");
         bail!(
-            "`{}` is not a directory; give the directory that holds your application",
-            dir.display()
+            "cannot build `{}` into a wheel: {}",
+            project.display(),
+            last.trim()
         );
     }
-    assemble::check_output(&args.output)?;
-    let entry_point = match &args.entry_point {
-        Some(spec) => EntryPoint::parse(spec).map_err(|error| anyhow!(error))?,
-        None => {
-            if !dir.join("__main__.py").is_file() {
-                bail!(
-                    "`{}` has no `__main__.py`; hint: name the entry point with `-e MODULE[:FUNCTION]`",
-                    dir.display()
-                );
+    let mut built: Vec<PathBuf> = fs_err::read_dir(destination)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|extension| extension == "whl"))
+        .collect();
+    built.sort();
+    built
+        .pop()
+        .with_context(|| format!("building `{}` produced no wheel", project.display()))
+}
+
+/// Every input resolved to files: tree files as they are, and the installed distributions.
+struct Gathered {
+    trees: Vec<PathBuf>,
+    files: Vec<TreeFile>,
+    installed: Vec<Installed>,
+    /// Normalized names of the distributions the user listed (not dependencies).
+    listed: BTreeSet<String>,
+    _staging: Option<tempfile::TempDir>,
+}
+
+fn gather(args: &PackArgs) -> Result<Gathered> {
+    let inputs: Vec<Input> = args
+        .inputs
+        .iter()
+        .map(|text| inputs::classify(text))
+        .collect::<Result<_>>()?;
+    let mut trees = Vec::new();
+    let mut wheels = Vec::new();
+    let mut projects = Vec::new();
+    let mut requirements = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Tree(dir) => trees.push(dir),
+            Input::Wheel(path) => wheels.push(path),
+            Input::Project(dir) => projects.push(dir),
+            Input::Requirement(text) => requirements.push(text),
+        }
+    }
+    for file in &args.requirements {
+        if !file.is_file() {
+            bail!("requirements file `{}` does not exist", file.display());
+        }
+    }
+    let mut listed: BTreeSet<String> = requirements
+        .iter()
+        .filter_map(|text| inputs::requirement_name(text))
+        .collect();
+    for file in &args.requirements {
+        let text = fs_err::read_to_string(file)?;
+        listed.extend(text.lines().filter_map(inputs::requirement_name));
+    }
+
+    let mut files = Vec::new();
+    for dir in &trees {
+        files.extend(tree::collect(dir, std::slice::from_ref(&args.output))?);
+    }
+    let needs_distributions = !wheels.is_empty()
+        || !projects.is_empty()
+        || !requirements.is_empty()
+        || !args.requirements.is_empty();
+    if !needs_distributions {
+        return Ok(Gathered {
+            trees,
+            files,
+            installed: Vec::new(),
+            listed,
+            _staging: None,
+        });
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix("pyferry-pack-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let built_dir = staging.path().join("built");
+    let download_dir = staging.path().join("wheels");
+    let site = staging.path().join("site");
+    fs_err::create_dir_all(&built_dir)?;
+    fs_err::create_dir_all(&download_dir)?;
+    fs_err::create_dir_all(&site)?;
+    for project in &projects {
+        let built = build_project(project, &built_dir)?;
+        wheels.push(built);
+    }
+    for wheel_path in &wheels {
+        let name = wheel::check_tags(wheel_path)?;
+        listed.insert(inputs::normalize(&name.distribution));
+    }
+    let wheel_paths: Vec<PathBuf> =
+        if args.no_deps && requirements.is_empty() && args.requirements.is_empty() {
+            // Local wheels alone: no resolver, no Python, no network.
+            wheels.clone()
+        } else {
+            let mut arguments: Vec<String> = requirements.clone();
+            for file in &args.requirements {
+                arguments.push("-r".into());
+                arguments.push(file.to_string_lossy().into_owned());
             }
-            EntryPoint {
-                module: "__main__".to_string(),
-                function: None,
-            }
+            arguments.extend(
+                wheels
+                    .iter()
+                    .map(|path| path.to_string_lossy().into_owned()),
+            );
+            let options = IndexOptions {
+                index_url: args.index_url.clone(),
+                find_links: args.find_links.clone(),
+                no_index: args.no_index,
+                no_deps: args.no_deps,
+            };
+            tracing::info!(
+                "resolving and downloading for {}",
+                crate::target::describe()
+            );
+            resolve::download(&arguments, &options, &download_dir)?
+        };
+    let mut installed = Vec::new();
+    for wheel_path in &wheel_paths {
+        tracing::debug!("installing `{}`", wheel_path.display());
+        installed.push(wheel::install(wheel_path, &site)?);
+    }
+    let tree_names: BTreeSet<String> = files.iter().map(|file| file.name.clone()).collect();
+    for file in tree::collect(&site, &[])? {
+        if tree_names.contains(&file.name) {
+            tracing::warn!(
+                "`{}` from your directory replaces the one installed from a wheel",
+                file.name
+            );
+            continue;
+        }
+        files.push(file);
+    }
+    files.sort_by(|left, right| left.name.cmp(&right.name));
+    Ok(Gathered {
+        trees,
+        files,
+        installed,
+        listed,
+        _staging: Some(staging),
+    })
+}
+
+/// The console scripts of the installed distributions: name → (distribution, entry point).
+fn console_scripts(
+    installed: &[Installed],
+    only: Option<&BTreeSet<String>>,
+) -> BTreeMap<String, (String, String)> {
+    let mut scripts = BTreeMap::new();
+    for distribution in installed {
+        let name = inputs::normalize(&distribution.name.distribution);
+        if only.is_some_and(|only| !only.contains(&name)) {
+            continue;
+        }
+        for (script, value) in &distribution.console_scripts {
+            scripts.insert(script.clone(), (name.clone(), value.clone()));
+        }
+    }
+    scripts
+}
+
+/// Decides what runs: `-e`, `-c`, `--all-scripts`, or `__main__.py` of a tree.
+fn entry_points(
+    args: &PackArgs,
+    gathered: &Gathered,
+) -> Result<(EntryPoint, BTreeMap<String, EntryPoint>)> {
+    let available = console_scripts(&gathered.installed, None);
+    let list = |scripts: &BTreeMap<String, (String, String)>| {
+        if scripts.is_empty() {
+            "none".to_string()
+        } else {
+            scripts.keys().cloned().collect::<Vec<_>>().join(", ")
         }
     };
+    let mut scripts = BTreeMap::new();
+    if args.all_scripts {
+        let listed_scripts = console_scripts(&gathered.installed, Some(&gathered.listed));
+        if listed_scripts.is_empty() {
+            bail!("`--all-scripts`: the listed requirements have no console scripts (all installed: {})", list(&available));
+        }
+        for (name, (_, value)) in &listed_scripts {
+            scripts.insert(
+                name.clone(),
+                EntryPoint::parse(value)
+                    .map_err(|error| anyhow!("console script `{name}`: {error}"))?,
+            );
+        }
+    }
+    if let Some(spec) = &args.entry_point {
+        return Ok((
+            EntryPoint::parse(spec).map_err(|error| anyhow!(error))?,
+            scripts,
+        ));
+    }
+    if let Some(name) = &args.console_script {
+        let Some((_, value)) = available.get(name) else {
+            bail!(
+                "no console script named `{name}` in the installed distributions (available: {})",
+                list(&available)
+            );
+        };
+        return Ok((
+            EntryPoint::parse(value)
+                .map_err(|error| anyhow!("console script `{name}`: {error}"))?,
+            scripts,
+        ));
+    }
+    if gathered
+        .trees
+        .iter()
+        .any(|dir| dir.join("__main__.py").is_file())
+    {
+        return Ok((
+            EntryPoint {
+                module: "__main__".into(),
+                function: None,
+            },
+            scripts,
+        ));
+    }
+    if args.all_scripts {
+        // Started under a name that is none of the scripts, the launcher lists them.
+        let output_name = args
+            .output
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        let default = scripts.get(output_name).cloned().unwrap_or_default();
+        return Ok((default, scripts));
+    }
+    match gathered.trees.first() {
+        Some(dir) => bail!(
+            "`{}` has no `__main__.py`; hint: name the entry point with `-e MODULE[:FUNCTION]`{}",
+            dir.display(),
+            if available.is_empty() { String::new() } else { format!(" or `-c NAME` (console scripts: {})", list(&available)) }
+        ),
+        None => bail!("no entry point: name one with `-c NAME` (console scripts: {}), `-e MODULE[:FUNCTION]` or `--all-scripts`", list(&available)),
+    }
+}
+
+pub fn pack(args: &PackArgs) -> Result<()> {
+    let started = Instant::now();
+    assemble::check_output(&args.output)?;
+    if args.inputs.len() == 1 && args.requirements.is_empty() {
+        // The one-directory form keeps its precise messages.
+        let path = Path::new(&args.inputs[0]);
+        if path.exists() && !path.is_dir() && !args.inputs[0].ends_with(".whl") {
+            bail!(
+                "`{}` is not a directory; give the directory that holds your application",
+                path.display()
+            );
+        }
+    }
+    let gathered = gather(args)?;
+    let (entry_point, scripts) = entry_points(args, &gathered)?;
     let runtime = Runtime::locate()?;
     let runtime_archive = runtime.archive()?;
+    let files = &gathered.files;
 
-    tracing::info!("collecting `{}`", dir.display());
-    let files = tree::collect(dir, std::slice::from_ref(&args.output))?;
-    let top_module = entry_point.module.split('.').next().unwrap_or_default();
-    let in_runtime = runtime_archive.index().kind(top_module).is_some()
-        || runtime_archive
-            .index()
-            .position(&format!("{top_module}.pyc"))
-            .is_some();
-    if !tree_has_module(&files, &entry_point.module) && !in_runtime {
-        bail!(
-            "the entry point module `{}` is not in `{}`",
-            entry_point.module,
-            dir.display()
-        );
+    let check_module = |entry: &EntryPoint| -> Result<()> {
+        if entry.module.is_empty() {
+            return Ok(());
+        }
+        let top = entry.module.split('.').next().unwrap_or_default();
+        let in_runtime = runtime_archive.index().kind(top).is_some()
+            || runtime_archive
+                .index()
+                .position(&format!("{top}.pyc"))
+                .is_some();
+        if !files_have_module(files, &entry.module) && !in_runtime {
+            let place = gathered
+                .trees
+                .first()
+                .map(|dir| format!("`{}`", dir.display()))
+                .unwrap_or_else(|| "the installed distributions".to_string());
+            bail!(
+                "the entry point module `{}` is not in {place}",
+                entry.module
+            );
+        }
+        Ok(())
+    };
+    check_module(&entry_point)?;
+    for entry in scripts.values() {
+        check_module(entry)?;
     }
 
     let sources: Vec<CompileItem> = files
@@ -95,7 +376,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     let mut entries: Vec<PlannedEntry> = Vec::new();
     let mut app_names: BTreeSet<String> = BTreeSet::new();
     let mut objects: BTreeMap<String, SharedObject> = BTreeMap::new();
-    for file in &files {
+    for file in files {
         if elf::is_shared_object_name(&file.name) {
             let bytes = fs_err::read(&file.path)?;
             if let Some(object) = elf::read_shared_object(&bytes) {
@@ -141,9 +422,8 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
     for name in shadowed.iter().filter(|name| name.ends_with(".pyc")) {
         tracing::warn!(
-            "`{}` in `{}` replaces the standard library's",
-            name.trim_end_matches('c'),
-            dir.display()
+            "`{}` in the application replaces the standard library's",
+            name.trim_end_matches('c')
         );
     }
 
@@ -160,6 +440,16 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
     let mut shared_libraries = runtime_archive.manifest().shared_libraries.clone();
     shared_libraries.extend(graph.dependencies);
+    let distributions: BTreeMap<String, String> = gathered
+        .installed
+        .iter()
+        .map(|installed| {
+            (
+                installed.name.distribution.clone(),
+                installed.name.version.clone(),
+            )
+        })
+        .collect();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::App,
@@ -168,12 +458,15 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         build_id: String::new(),
         entry_point,
         shared_libraries,
+        scripts,
+        distributions,
     };
     let extension_count = objects
         .keys()
-        .filter(|name| !name.starts_with(".pyferry/") && !name.contains(".libs/"))
+        .filter(|name| {
+            !name.starts_with(".pyferry/") && !name.contains(".libs/") && !name.contains(".so.")
+        })
         .count();
-    let entry_count = entries.len();
     let size = assemble::write_executable(
         &args.output,
         runtime.launcher_bytes()?,
@@ -183,10 +476,10 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot pack `{}`", args.output.display()))?;
     tracing::info!(
-        "packed {}: {:.1} MB, {} files, {} shared objects from the app, {:.1} s",
+        "packed {}: {:.1} MB, {} distributions, {} extension modules, {:.1} s",
         args.output.display(),
         size as f64 / 1e6,
-        entry_count,
+        manifest.distributions.len(),
         extension_count,
         started.elapsed().as_secs_f64()
     );
