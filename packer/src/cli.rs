@@ -28,6 +28,10 @@ pub struct Cli {
 pub enum Command {
     /// Pack a directory into an executable.
     Pack(PackArgs),
+    /// Show what a packed application holds: versions, entry points, distributions.
+    Inspect(InspectArgs),
+    /// Check a packed application against the hashes recorded when it was packed.
+    Verify(VerifyArgs),
     /// Build the runtime (launcher + standard library) that `pack` copies into every app.
     #[command(hide = true)]
     BuildRuntime(BuildRuntimeArgs),
@@ -102,4 +106,20 @@ pub struct BuildRuntimeArgs {
     /// Where to write the runtime.
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A packed application.
+    pub file: PathBuf,
+
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A packed application.
+    pub file: PathBuf,
 }

@@ -47,13 +47,21 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let result = match &cli.command {
         Command::Pack(args) => commands::pack::pack(args),
+        Command::Inspect(args) => commands::inspect::inspect(args),
+        Command::Verify(args) => commands::verify::verify(args),
         Command::BuildRuntime(args) => commands::build_runtime::build_runtime(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("pyferry: error: {error:#}");
-            ExitCode::from(2)
+            // A verification that found a difference is 1; anything that stopped the command
+            // (bad input, missing files) is 2.
+            if error.is::<commands::verify::Mismatch>() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod archive;
 pub mod central_directory;
 pub mod index;
 pub mod manifest;
+pub mod record;
+pub mod seal;
 pub mod writer;
 
 pub use archive::{Archive, ArchiveError, EntryData};

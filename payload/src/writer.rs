@@ -8,6 +8,9 @@
 
 use std::io::{Read, Seek, Write};
 
+use crate::record::{self, RecordLine, LAUNCHER, RECORD_PATH};
+use crate::seal;
+
 use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
@@ -23,21 +26,32 @@ pub enum Compression {
 }
 
 /// Writes a payload zip after the current position of `output`.
-pub struct PayloadWriter<W: Write + Seek> {
+pub struct PayloadWriter<W: Read + Write + Seek> {
     zip: ZipWriter<W>,
     timestamp: DateTime,
     identity: Sha256,
+    record: Vec<RecordLine>,
 }
 
-impl<W: Write + Seek> PayloadWriter<W> {
-    /// Starts a zip at the current end of `output`. `epoch_seconds` (from `SOURCE_DATE_EPOCH`)
-    /// sets every entry's timestamp; without it, 1980-01-01, the earliest a zip can say.
+impl<W: Read + Write + Seek> PayloadWriter<W> {
+    /// Starts a zip at the current end of `output`, whose existing bytes (the launcher, or
+    /// nothing) are recorded in `RECORD` as `<launcher>`. `epoch_seconds` (from
+    /// `SOURCE_DATE_EPOCH`) sets every entry's timestamp; without it, 1980-01-01, the earliest a
+    /// zip can say.
     pub fn new(mut output: W, epoch_seconds: Option<u64>) -> std::io::Result<Self> {
+        let mut prefix = Vec::new();
+        output.seek(std::io::SeekFrom::Start(0))?;
+        output.read_to_end(&mut prefix)?;
         output.seek(std::io::SeekFrom::End(0))?;
         Ok(PayloadWriter {
             zip: ZipWriter::new(output),
             timestamp: timestamp_for(epoch_seconds),
             identity: Sha256::new(),
+            record: vec![RecordLine {
+                name: LAUNCHER.to_string(),
+                sha256: seal::digest(&prefix),
+                size: prefix.len() as u64,
+            }],
         })
     }
 
@@ -76,6 +90,11 @@ impl<W: Write + Seek> PayloadWriter<W> {
         self.zip.write_all(contents)?;
         let crc = crc32(contents);
         self.record_identity(name, crc, contents.len() as u64);
+        self.record.push(RecordLine {
+            name: name.to_string(),
+            sha256: seal::digest(contents),
+            size: contents.len() as u64,
+        });
         Ok(())
     }
 
@@ -85,9 +104,16 @@ impl<W: Write + Seek> PayloadWriter<W> {
         source: &mut ZipArchive<R>,
         name: &str,
     ) -> zip::result::ZipResult<()> {
-        let file = source.by_name_with_options(name, Default::default())?;
+        let mut file = source.by_name_with_options(name, Default::default())?;
         let (crc, size) = (file.crc32(), file.size());
+        let mut contents = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut contents)?;
         drop(file);
+        self.record.push(RecordLine {
+            name: name.to_string(),
+            sha256: seal::digest(&contents),
+            size,
+        });
         let raw = source.by_index_raw(
             source
                 .index_for_name(name)
@@ -98,8 +124,8 @@ impl<W: Write + Seek> PayloadWriter<W> {
         Ok(())
     }
 
-    /// Writes the manifest (with `build_id` filled in from everything added) and the central
-    /// directory, and returns the output.
+    /// Writes the manifest (with `build_id` filled in from everything added), the `RECORD`, the
+    /// central directory and the seal, and returns the output.
     pub fn finish(mut self, manifest: &Manifest) -> zip::result::ZipResult<W> {
         let mut manifest = manifest.clone();
         manifest.build_id = self
@@ -109,10 +135,23 @@ impl<W: Write + Seek> PayloadWriter<W> {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
+        let manifest_json = manifest.to_json();
         let options = self.options(Compression::Stored);
         self.zip.start_file(MANIFEST_PATH, options)?;
-        self.zip.write_all(&manifest.to_json())?;
-        self.zip.finish()
+        self.zip.write_all(&manifest_json)?;
+        self.record.push(RecordLine {
+            name: MANIFEST_PATH.to_string(),
+            sha256: seal::digest(&manifest_json),
+            size: manifest_json.len() as u64,
+        });
+        let options = self.options(Compression::Deflated);
+        self.zip.start_file(RECORD_PATH, options)?;
+        self.zip
+            .write_all(record::format(&self.record).as_bytes())?;
+        self.zip.set_comment(seal::placeholder())?;
+        let mut output = self.zip.finish()?;
+        seal::seal(&mut output)?;
+        Ok(output)
     }
 }
 

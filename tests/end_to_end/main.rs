@@ -7,3 +7,4 @@ mod chroot;
 mod importer;
 mod isolation;
 mod native;
+mod packer;

@@ -138,6 +138,64 @@ fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
+/// The directory of cached test wheels, `target/test-wheels`.
+pub fn wheel_cache() -> PathBuf {
+    workspace_root().join("target/test-wheels")
+}
+
+/// Makes sure the wheels of pinned `requirements` (and their dependencies) are in
+/// [`wheel_cache`], downloading them from the package index the first time.
+pub fn cache_wheels(requirements: &[&str]) {
+    let _guard = PIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    download_into_cache(requirements);
+}
+
+/// `pip download` for the target tags into the cache: offline first, then from the index.
+fn download_into_cache(requirements: &[&str]) {
+    let cache = wheel_cache();
+    std::fs::create_dir_all(&cache).expect("create wheel cache");
+    let download = |offline: bool| {
+        let mut command = Command::new(python());
+        command
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args([
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+            ])
+            .args([
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux_2_17_x86_64",
+            ])
+            .args(["--platform", "manylinux2014_x86_64", "--platform", "any"])
+            .arg("-d")
+            .arg(&cache);
+        if offline {
+            command.arg("--no-index").arg("--find-links").arg(&cache);
+        }
+        run(command.args(requirements))
+    };
+    if download(true).code == Some(0) {
+        return;
+    }
+    let online = download(false);
+    assert_eq!(
+        online.code,
+        Some(0),
+        "pip download {requirements:?} failed:\n{online:#?}"
+    );
+}
+
 /// Installs pinned requirements into `target` with pip, from wheels cached under
 /// `target/test-wheels` (downloaded from the package index the first time). Only binary wheels
 /// for CPython 3.11 on manylinux x86_64 are accepted.
@@ -168,36 +226,7 @@ pub fn pip_install(target: &Path, requirements: &[&str]) {
     if install().code == Some(0) {
         return;
     }
-    let download = run(Command::new(python())
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args([
-            "--only-binary=:all:",
-            "--python-version",
-            "3.11",
-            "--implementation",
-            "cp",
-        ])
-        .args([
-            "--platform",
-            "manylinux_2_28_x86_64",
-            "--platform",
-            "manylinux_2_17_x86_64",
-        ])
-        .args(["--platform", "manylinux2014_x86_64", "--platform", "any"])
-        .arg("-d")
-        .arg(&cache)
-        .args(requirements));
-    assert_eq!(
-        download.code,
-        Some(0),
-        "pip download {requirements:?} failed:\n{download:#?}"
-    );
+    download_into_cache(requirements);
     install().success();
 }
 

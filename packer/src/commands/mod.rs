@@ -1,4 +1,6 @@
 //! One module per `pyferry` subcommand.
 
 pub mod build_runtime;
+pub mod inspect;
 pub mod pack;
+pub mod verify;

@@ -20,9 +20,12 @@ use crate::runtime::Runtime;
 use crate::tree::{self, TreeFile};
 use crate::wheel::{self, Installed};
 
-/// Runtime entries that belong to the packer's build helper, not to applications.
-fn is_build_helper(name: &str) -> bool {
-    name == MANIFEST_PATH || name.starts_with("_pyferry_build.")
+/// Runtime entries that are the runtime's own (its manifest and record, the packer's build
+/// helper), not the application's.
+fn is_runtime_only(name: &str) -> bool {
+    name == MANIFEST_PATH
+        || name == pyferry_payload::record::RECORD_PATH
+        || name.starts_with("_pyferry_build.")
 }
 
 /// Whether `module` (dotted) is importable from the files.
@@ -399,7 +402,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
     let mut shadowed = Vec::new();
     for name in runtime_archive.index().names() {
-        if is_build_helper(name) {
+        if is_runtime_only(name) {
             continue;
         }
         if app_names.contains(name) {

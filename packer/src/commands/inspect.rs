@@ -1,0 +1,169 @@
+//! `pyferry inspect FILE`: what a packed application holds, for people (`--json` for scripts).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pyferry_payload::{Archive, EntryKind};
+use serde::Serialize;
+
+use crate::cli::InspectArgs;
+
+/// One distribution installed in the application.
+#[derive(Debug, Serialize)]
+struct Distribution {
+    name: String,
+    version: String,
+    /// Bytes of its files, with their compiled bytecode.
+    size: u64,
+    extension_modules: usize,
+    vendored_libraries: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    file: String,
+    size: u64,
+    pyferry_version: String,
+    format_version: u32,
+    python_version: String,
+    build_id: String,
+    target: String,
+    entry_point: String,
+    scripts: std::collections::BTreeMap<String, String>,
+    entries: usize,
+    distributions: Vec<Distribution>,
+}
+
+/// Opens `path` as a pyferry application, with a one-line error otherwise.
+pub fn open(path: &Path) -> Result<Vec<u8>> {
+    fs_err::read(path).context("cannot read the application")
+}
+
+pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Archive<'a>> {
+    Archive::parse(bytes)
+        .with_context(|| format!("`{}` is not a pyferry application", path.display()))
+}
+
+fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
+    let index = archive.index();
+    let mut found = Vec::new();
+    for (dir, kind) in index.children("") {
+        let Some(stem) = dir.strip_suffix(".dist-info") else {
+            continue;
+        };
+        if kind != EntryKind::Directory {
+            continue;
+        }
+        let (name, version) = stem.rsplit_once('-').unwrap_or((stem, ""));
+        let record = archive
+            .read(&format!("{dir}/RECORD"))
+            .ok()
+            .flatten()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let files: Vec<&str> = record
+            .lines()
+            .filter_map(|line| line.split(',').next())
+            .filter(|name| !name.is_empty())
+            .collect();
+        let size = files
+            .iter()
+            .map(|file| {
+                archive.size(file).unwrap_or(0) + archive.size(&format!("{file}c")).unwrap_or(0)
+            })
+            .sum();
+        let extension_modules = files
+            .iter()
+            .filter(|file| file.ends_with(".so") && !file.contains(".libs/"))
+            .count();
+        let vendored_libraries = files
+            .iter()
+            .filter(|file| file.contains(".libs/"))
+            .map(|file| file.to_string())
+            .collect();
+        found.push(Distribution {
+            name: name.to_string(),
+            version: version.to_string(),
+            size,
+            extension_modules,
+            vendored_libraries,
+        });
+    }
+    found
+}
+
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let bytes = open(&args.file)?;
+    let archive = parse(&args.file, &bytes)?;
+    let manifest = archive.manifest();
+    let report = Report {
+        file: args.file.display().to_string(),
+        size: bytes.len() as u64,
+        pyferry_version: manifest.pyferry_version.clone(),
+        format_version: manifest.format_version,
+        python_version: manifest.python_version.clone(),
+        build_id: manifest.build_id.clone(),
+        target: crate::target::describe(),
+        entry_point: manifest.entry_point.to_string(),
+        scripts: manifest
+            .scripts
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.to_string()))
+            .collect(),
+        entries: archive.index().len(),
+        distributions: distributions(&archive),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "file:          {} ({:.1} MB, {} entries)",
+        report.file,
+        report.size as f64 / 1e6,
+        report.entries
+    );
+    println!(
+        "pyferry:       {} (payload format {})",
+        report.pyferry_version, report.format_version
+    );
+    println!("python:        {}", report.python_version);
+    println!("build id:      {}", report.build_id);
+    println!("target:        {}", report.target);
+    println!(
+        "entry point:   {}",
+        if report.entry_point.is_empty() {
+            "(by script name)"
+        } else {
+            &report.entry_point
+        }
+    );
+    for (name, entry) in &report.scripts {
+        println!("script:        {name} -> {entry}");
+    }
+    if report.distributions.is_empty() {
+        println!("distributions: none");
+        return Ok(());
+    }
+    println!("distributions:");
+    println!(
+        "  {:<28} {:<14} {:>10} {:>10}  vendored libraries",
+        "name", "version", "size", "extensions"
+    );
+    for distribution in &report.distributions {
+        println!(
+            "  {:<28} {:<14} {:>9.1}M {:>10}  {}",
+            distribution.name,
+            distribution.version,
+            distribution.size as f64 / 1e6,
+            distribution.extension_modules,
+            distribution
+                .vendored_libraries
+                .iter()
+                .map(|library| library.rsplit('/').next().unwrap_or(library))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    Ok(())
+}
