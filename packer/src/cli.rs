@@ -91,6 +91,10 @@ pub struct PackArgs {
     /// Install only the listed distributions, not their dependencies.
     #[arg(long)]
     pub no_deps: bool,
+
+    /// Which tool resolves requirements: uv when found (`auto`), or always one of them.
+    #[arg(long, value_enum, default_value_t)]
+    pub resolver: crate::resolve::Resolver,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,13 @@
-//! Resolving requirements to wheels for the target and downloading them, with pip.
+//! Resolving requirements to wheels for the target and downloading them.
 //!
-//! pip is asked for the runtime's target, not the host's: `--python-version 3.11`, the ABI and
-//! platform tags of [`crate::target`], binary wheels only (`--only-binary :all:`), so nothing is
-//! built from an sdist. pip is found as `$PYFERRY_PIP_PYTHON -m pip`, else `python3 -m pip`.
-//! Its errors are turned into one line naming the package and the target.
+//! Resolution uses **uv** when it is found (`$PYFERRY_UV`, else `uv` on `PATH`): `uv pip
+//! compile` pins every distribution for the runtime's target in well under a second; pip then
+//! downloads exactly those pins (`--no-deps`). Without uv, or with `--resolver pip`, or when a
+//! requirements file carries `--hash` options (pip enforces them), pip resolves and downloads in
+//! one step. Both are asked for the runtime's target, not the host's: `--python-version 3.11`,
+//! the ABI and platform tags of [`crate::target`], binary wheels only, so nothing is built from
+//! an sdist. pip runs as `$PYFERRY_PIP_PYTHON -m pip`, else `python3 -m pip`. Errors become one
+//! line naming the package and the target.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +18,113 @@ use crate::target;
 
 /// Overrides the Python that runs pip.
 pub const PIP_PYTHON_VARIABLE: &str = "PYFERRY_PIP_PYTHON";
+
+/// Overrides where uv is found.
+pub const UV_VARIABLE: &str = "PYFERRY_UV";
+
+/// Which tool resolves requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Resolver {
+    /// uv when it is found, pip otherwise.
+    #[default]
+    Auto,
+    Uv,
+    Pip,
+}
+
+/// The uv executable: `$PYFERRY_UV`, else `uv` on `PATH`.
+fn find_uv() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(UV_VARIABLE).filter(|value| !value.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("uv"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Pins the requirements with `uv pip compile` for the target; returns the pinned lines.
+fn compile_with_uv(
+    uv: &Path,
+    arguments: &[String],
+    options: &IndexOptions,
+    work: &Path,
+) -> Result<String> {
+    let input = work.join("requirements.in");
+    let mut lines = String::new();
+    let mut arguments = arguments.iter();
+    while let Some(argument) = arguments.next() {
+        if argument == "-r" {
+            if let Some(file) = arguments.next() {
+                let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| PathBuf::from(file));
+                lines.push_str(&format!("-r {}\n", absolute.display()));
+            }
+        } else if argument.ends_with(".whl") {
+            let absolute =
+                std::fs::canonicalize(argument).unwrap_or_else(|_| PathBuf::from(argument));
+            lines.push_str(&format!("{}\n", absolute.display()));
+        } else {
+            lines.push_str(argument);
+            lines.push('\n');
+        }
+    }
+    fs_err::write(&input, lines)?;
+    let mut command = Command::new(uv);
+    command
+        .args([
+            "pip",
+            "compile",
+            "--quiet",
+            "--no-header",
+            "--no-annotate",
+            "--only-binary",
+            ":all:",
+        ])
+        .args(["--python-version", target::PYTHON_VERSION])
+        .arg("--python-platform")
+        .arg(format!("x86_64-manylinux_2_{}", target::GLIBC_FLOOR.1))
+        .arg(&input)
+        .env("UV_NO_PROGRESS", "1");
+    if let Some(url) = &options.index_url {
+        command.args(["--index-url", url]);
+    }
+    for dir in &options.find_links {
+        command.arg("--find-links").arg(dir);
+    }
+    if options.no_index {
+        command.arg("--no-index");
+    }
+    if options.no_deps {
+        command.arg("--no-deps");
+    }
+    tracing::debug!(?command, "resolving with uv");
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run uv (`{}`)", uv.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let detail = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(requirement) = detail
+            .split("Because ")
+            .nth(1)
+            .and_then(|rest| rest.split(" has no usable wheels").next())
+            .filter(|_| detail.contains(" has no usable wheels"))
+        {
+            bail!("{}", no_wheel_message(requirement, None));
+        }
+        bail!(
+            "uv cannot resolve the requirements for {}: {detail}",
+            target::describe()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
 
 /// Where and how to look for distributions.
 #[derive(Debug, Clone, Default)]
@@ -51,10 +162,45 @@ fn target_arguments() -> Vec<String> {
     arguments
 }
 
-/// Downloads the wheels of `requirements` (specifiers, and `-r FILE`s as `("-r", path)` pairs
-/// already flattened into `arguments`) and of their dependencies into `destination`, returning
-/// the wheel paths.
+/// Downloads the wheels of the requirements in `arguments` (specifiers, wheel paths, and
+/// `-r FILE` pairs) and of their dependencies into `destination`, returning the wheel paths.
 pub fn download(
+    arguments: &[String],
+    options: &IndexOptions,
+    resolver: Resolver,
+    destination: &Path,
+) -> Result<Vec<PathBuf>> {
+    let hashed = arguments
+        .windows(2)
+        .filter(|pair| pair[0] == "-r")
+        .any(|pair| std::fs::read_to_string(&pair[1]).is_ok_and(|text| text.contains("--hash")));
+    let uv = match resolver {
+        Resolver::Pip => None,
+        Resolver::Uv => Some(find_uv().with_context(|| {
+            format!(
+                "`--resolver uv`: uv is not on PATH; hint: `pip install uv`, or set {UV_VARIABLE}"
+            )
+        })?),
+        Resolver::Auto if hashed => None,
+        Resolver::Auto => find_uv(),
+    };
+    let Some(uv) = uv else {
+        return pip_download(arguments, options, destination);
+    };
+    tracing::info!("resolving with uv (`{}`)", uv.display());
+    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let pinned = compile_with_uv(&uv, arguments, options, work.path())?;
+    let pinned_path = work.path().join("pinned.txt");
+    fs_err::write(&pinned_path, pinned)?;
+    let pinned_arguments = vec!["-r".to_string(), pinned_path.to_string_lossy().into_owned()];
+    let exact = IndexOptions {
+        no_deps: true,
+        ..options.clone()
+    };
+    pip_download(&pinned_arguments, &exact, destination)
+}
+
+fn pip_download(
     arguments: &[String],
     options: &IndexOptions,
     destination: &Path,
@@ -103,6 +249,20 @@ pub fn download(
     Ok(wheels)
 }
 
+/// The one line for a requirement with no wheel for the target; `versions` lists those that
+/// have one, when the resolver said.
+fn no_wheel_message(requirement: &str, versions: Option<&str>) -> String {
+    let available = match versions {
+        Some("none") => " (no version has one)".to_string(),
+        Some(versions) => format!(" (versions with one: {versions})"),
+        None => String::new(),
+    };
+    format!(
+        "no wheel of `{requirement}` for {}{available}; nothing is built from an sdist: hint: pick a version that has a wheel, or build one and pass it with `--find-links DIR`",
+        target::describe()
+    )
+}
+
 /// One line for a failed `pip download`: what pip could not find, for which target, and what
 /// to do; or pip's own last error line.
 pub fn explain_pip_failure(stderr: &str) -> String {
@@ -118,15 +278,7 @@ pub fn explain_pip_failure(stderr: &str) -> String {
                 Some((requirement, versions)) => (requirement, versions.trim_end_matches(')')),
                 None => (rest, "none"),
             };
-            let available = if versions == "none" {
-                "no version has one".to_string()
-            } else {
-                format!("versions with one: {versions}")
-            };
-            return format!(
-                "no wheel of `{requirement}` for {} ({available}); nothing is built from an sdist: hint: pick a version that has a wheel, or build one and pass it with `--find-links DIR`",
-                target::describe()
-            );
+            return no_wheel_message(requirement, Some(versions));
         }
         if error.contains("ResolutionImpossible") || error.starts_with("Cannot install") {
             let conflict = stderr

@@ -124,14 +124,57 @@ fn requirements_file_with_hashes() {
 #[test]
 fn sdist_only_requirement_is_refused_with_the_target() {
     let scratch = Scratch::new();
-    let mut command = pyferry_command(["pack", "docopt==0.6.2", "-e", "docopt", "-o"]);
-    command.arg(scratch.path("out"));
-    let finished = run(&mut command);
-    assert_error_line(&finished, 2, "no wheel of `docopt==0.6.2` for CPython 3.11 (cp311, abi3 or none) on manylinux_2_36_x86_64 or older");
-    assert!(
-        finished.stderr.contains("nothing is built from an sdist"),
-        "{}",
-        finished.stderr
+    // uv is installed by .ci/run; both resolvers give the same message.
+    for resolver in ["pip", "uv"] {
+        let mut command = pyferry_command([
+            "pack",
+            "docopt==0.6.2",
+            "-e",
+            "docopt",
+            "--resolver",
+            resolver,
+            "-o",
+        ]);
+        command.arg(scratch.path("out"));
+        let finished = run(&mut command);
+        assert_error_line(&finished, 2, "no wheel of `docopt==0.6.2` for CPython 3.11 (cp311, abi3 or none) on manylinux_2_36_x86_64 or older");
+        assert!(
+            finished.stderr.contains("nothing is built from an sdist"),
+            "{resolver}: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[test]
+fn both_resolvers_give_the_same_application() {
+    cache_wheels(&["flake8==7.1.1"]);
+    let scratch = Scratch::new();
+    let mut digests = Vec::new();
+    for resolver in ["pip", "uv"] {
+        let exe = scratch.path(&format!("flake8-{resolver}"));
+        let packed = pack_offline(
+            &["flake8==7.1.1", "-c", "flake8", "--resolver", resolver],
+            &exe,
+        );
+        assert_eq!(packed.code, Some(0), "{resolver}: {packed:#?}");
+        assert!(run(Command::new(&exe).arg("--version"))
+            .success()
+            .stdout
+            .starts_with("7.1.1 "));
+        digests.push(
+            run(Command::new("sha256sum").arg(&exe))
+                .success()
+                .stdout
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "uv and pip resolved to different distributions"
     );
 }
 

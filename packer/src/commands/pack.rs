@@ -190,7 +190,7 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
                 "resolving and downloading for {}",
                 crate::target::describe()
             );
-            resolve::download(&arguments, &options, &download_dir)?
+            resolve::download(&arguments, &options, args.resolver, &download_dir)?
         };
     let mut installed = Vec::new();
     for wheel_path in &wheel_paths {
