@@ -10,6 +10,7 @@ mod compile;
 mod elf;
 mod inputs;
 mod libraries;
+mod progress;
 mod resolve;
 mod runtime;
 mod stdlib;

@@ -187,7 +187,7 @@ pub fn download(
     let Some(uv) = uv else {
         return pip_download(arguments, options, destination);
     };
-    tracing::info!("resolving with uv (`{}`)", uv.display());
+    tracing::debug!("resolving with uv (`{}`)", uv.display());
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
     let pinned = compile_with_uv(&uv, arguments, options, work.path())?;
     let pinned_path = work.path().join("pinned.txt");

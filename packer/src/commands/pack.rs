@@ -44,7 +44,10 @@ fn files_have_module(files: &[TreeFile], module: &str) -> bool {
 fn build_project(project: &Path, destination: &Path) -> Result<PathBuf> {
     let python =
         std::env::var(resolve::PIP_PYTHON_VARIABLE).unwrap_or_else(|_| "python3".to_string());
-    tracing::info!("building `{}` with its build backend", project.display());
+    let _step = crate::progress::Step::start(format!(
+        "building `{}` with its build backend",
+        project.display()
+    ));
     let output = Command::new(&python)
         .args([
             "-m",
@@ -186,12 +189,13 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
                 no_index: args.no_index,
                 no_deps: args.no_deps,
             };
-            tracing::info!(
+            let _step = crate::progress::Step::start(format!(
                 "resolving and downloading for {}",
                 crate::target::describe()
-            );
+            ));
             resolve::download(&arguments, &options, args.resolver, &download_dir)?
         };
+    let _step = crate::progress::Step::start(format!("installing {} wheels", wheel_paths.len()));
     let mut installed = Vec::new();
     for wheel_path in &wheel_paths {
         tracing::debug!("installing `{}`", wheel_path.display());
@@ -370,8 +374,9 @@ pub fn pack(args: &PackArgs) -> Result<()> {
             name: file.name.clone(),
         })
         .collect();
-    tracing::info!("compiling {} Python files", sources.len());
+    let step = crate::progress::Step::start(format!("compiling {} Python files", sources.len()));
     let compiled = compile::compile(&runtime.path, &sources)?;
+    drop(step);
     for (name, error) in &compiled.failures {
         tracing::warn!("`{name}` does not compile ({error}); it is packed as source only");
     }
@@ -470,6 +475,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
             !name.starts_with(".pyferry/") && !name.contains(".libs/") && !name.contains(".so.")
         })
         .count();
+    let step = crate::progress::Step::start(format!("writing {}", args.output.display()));
     let size = assemble::write_executable(
         &args.output,
         runtime.launcher_bytes()?,
@@ -478,6 +484,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         &manifest,
     )
     .with_context(|| format!("cannot pack `{}`", args.output.display()))?;
+    drop(step);
     tracing::info!(
         "packed {}: {:.1} MB, {} distributions, {} extension modules, {:.1} s",
         args.output.display(),
