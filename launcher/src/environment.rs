@@ -86,3 +86,21 @@ pub const PREFETCH: &str = "PYFERRY_PREFETCH";
 pub fn prefetch_enabled() -> bool {
     env::var(PREFETCH).map_or(true, |value| value != "0")
 }
+
+/// `1` runs the embedded interpreter with python's command line instead of the application
+/// (see `command_line.rs` for every way to get there). Child processes inherit it.
+pub const PYTHON_MODE: &str = "PYFERRY_PYTHON";
+
+pub fn python_mode_requested() -> bool {
+    env::var(PYTHON_MODE).is_ok_and(|value| value == "1")
+}
+
+/// `1` prints what the launcher knows about itself and this host (runtime and Python versions,
+/// build id, entry point, which way of loading shared objects works here) and exits: the first
+/// thing to paste into a bug report. An environment variable, so it cannot clash with the
+/// application's own options.
+pub const INFO: &str = "PYFERRY_INFO";
+
+pub fn info_requested() -> bool {
+    env::var(INFO).is_ok_and(|value| value == "1")
+}

@@ -19,6 +19,12 @@ use crate::context::ArchiveContext;
 use crate::modules::{self, FoundModule};
 use crate::resources::ArchiveResourceReader;
 
+/// The importable name of the application's `__main__.py`. Its `__spec__.name` is this, not
+/// `__main__`, so that `multiprocessing`'s spawn and forkserver children re-import it (as
+/// `__mp_main__`) and find the functions and classes it defines; `multiprocessing` skips a
+/// main module named `__main__`.
+pub const MAIN_ALIAS: &str = "__pyferry_main__";
+
 static MODULE_SPEC: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static BUILTINS_EXEC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static BUILTINS_COMPILE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -86,6 +92,7 @@ impl ArchiveImporter {
         }
         let (parent, name) = match fullname.rsplit_once('.') {
             Some((parent, name)) => (parent.replace('.', "/"), name),
+            None if fullname == MAIN_ALIAS => (String::new(), "__main__"),
             None => (String::new(), fullname),
         };
         modules::find_module(self.context.archive.index(), &parent, name).ok_or_else(|| {
@@ -169,7 +176,10 @@ impl ArchiveImporter {
 
     /// Finds `fullname`'s last component in the archive directories among `search_dirs`.
     fn find_in_dirs(&self, fullname: &str, search_dirs: &[String]) -> Option<FoundModule> {
-        let name = fullname.rsplit('.').next().unwrap_or(fullname);
+        let name = match fullname {
+            MAIN_ALIAS => "__main__",
+            _ => fullname.rsplit('.').next().unwrap_or(fullname),
+        };
         let index = self.context.archive.index();
         search_dirs
             .iter()

@@ -16,6 +16,7 @@ use std::ptr;
 use pyo3::ffi;
 use pyo3::Python;
 
+use crate::command_line::LaunchMode;
 use crate::environment::InitMode;
 
 extern "C" {
@@ -29,6 +30,10 @@ extern "C" {
 pub enum InitError {
     #[error("the Python interpreter failed to start: {0}")]
     Status(String),
+    /// CPython finished during configuration (`-V`, `--help`, a bad option in interpreter
+    /// mode): it printed what it had to say; exit with this status.
+    #[error("exit status {0}")]
+    Exit(i32),
     #[error("argument {0} contains a NUL byte")]
     NulInArgument(usize),
 }
@@ -40,6 +45,7 @@ pub struct InterpreterSettings<'a> {
     /// The command line exactly as the process received it (`sys.argv`).
     pub argv: &'a [OsString],
     pub mode: InitMode,
+    pub launch: LaunchMode,
 }
 
 fn status_result(status: ffi::PyStatus) -> Result<(), InitError> {
@@ -59,6 +65,9 @@ fn status_result(status: ffi::PyStatus) -> Result<(), InitError> {
             )
         }
     };
+    if status._type == ffi::_PyStatus_TYPE::_PyStatus_TYPE_EXIT {
+        return Err(InitError::Exit(status.exitcode));
+    }
     let message = match (text(status.func), text(status.err_msg)) {
         (Some(function), Some(message)) => format!("{function}: {message}"),
         (None, Some(message)) => message,
@@ -155,6 +164,14 @@ pub fn initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
     fields.parse_argv = 0;
     fields.use_frozen_modules = 1;
     fields._init_main = c_int::from(settings.mode == InitMode::SinglePhase);
+    if settings.launch == LaunchMode::Interpreter {
+        // python's command line, over the packed `sys.path`: CPython parses the options
+        // itself, and is not isolated unless asked (`-I`), though the environment stays out.
+        fields.parse_argv = 1;
+        fields.isolated = 0;
+        fields.safe_path = 0;
+        fields.site_import = 1;
+    }
 
     let executable = c_string(settings.executable.as_os_str().as_bytes(), 0)?;
     // The application is its own installation: prefixes and the standard library directory
@@ -224,6 +241,14 @@ pub fn initialize_main() -> Result<(), InitError> {
     // SAFETY: called once, after a successful core initialization with `_init_main = 0`, on the
     // thread that holds the GIL.
     status_result(unsafe { _Py_InitializeMain() })
+}
+
+/// Runs what python's command line asked for (`-c`, `-m`, a script, stdin, the REPL), prints
+/// an uncaught exception, finalizes, and returns python's exit status.
+pub fn run_main() -> i32 {
+    // SAFETY: called once on the main thread after a complete initialization with
+    // `parse_argv = 1`; it finalizes the interpreter itself, after which no Python API is used.
+    unsafe { ffi::Py_RunMain() }
 }
 
 /// Runs `body` with the GIL token. The launcher's main thread holds the GIL from

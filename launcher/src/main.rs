@@ -9,12 +9,14 @@
 //! 5. [`runner`]: run the entry point and exit with python's exit status.
 
 mod bytecode;
+mod command_line;
 mod context;
 mod dynamic_loader;
 mod environment;
 mod extension;
 mod finder;
 mod image;
+mod info;
 mod interpreter;
 mod memfd;
 mod modules;
@@ -27,15 +29,16 @@ use std::process::ExitCode;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use pyferry_payload::{Archive, ArchiveError, PayloadKind};
+use pyferry_payload::{Archive, ArchiveError};
 
+use crate::command_line::LaunchMode;
 use crate::context::ArchiveContext;
 use crate::environment::InitMode;
 use crate::finder::ArchiveImporter;
 use crate::runner::Outcome;
 
 /// The Python this launcher embeds (`major.minor`); payloads built for another are refused.
-const PYTHON_VERSION: &str = "3.11";
+pub const PYTHON_VERSION: &str = "3.11";
 
 /// Exit status for the launcher's own errors, before any Python code ran.
 const BOOT_FAILURE: u8 = 2;
@@ -186,28 +189,45 @@ fn install_builtins(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-fn boot() -> Result<Outcome, BootError> {
+/// How a start ended, seen from `main`.
+enum Finished {
+    /// The application ran; the interpreter still has to be finalized.
+    Ran(Outcome),
+    /// CPython's own `main` ran and finalized (interpreter mode): exit with its status.
+    Finalized(i32),
+}
+
+fn boot() -> Result<Finished, BootError> {
     init_logging();
     let mode = environment::init_mode().map_err(BootError::Environment)?;
     let context = open_archive()?;
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let entry_point = chosen_entry_point(context, &argv)?;
-    extension::prefetch_for_entry_point(context, entry_point);
-    if context.archive.manifest().kind == PayloadKind::Runtime {
-        tracing::debug!("running the bare runtime (pyferry's build helper)");
+    if environment::info_requested() {
+        info::print(context, &argv);
+        return Ok(Finished::Finalized(0));
     }
+    let launch = command_line::launch_mode(&argv);
+    let entry_point = match launch {
+        LaunchMode::App => {
+            let entry_point = chosen_entry_point(context, &argv)?;
+            extension::prefetch_for_entry_point(context, entry_point);
+            Some(entry_point)
+        }
+        LaunchMode::Interpreter => None,
+    };
     let settings = interpreter::InterpreterSettings {
         executable: std::path::Path::new(&context.root),
         argv: &argv,
         mode,
+        launch,
     };
     {
-        let _span = tracing::info_span!("initialize", ?mode).entered();
+        let _span = tracing::info_span!("initialize", ?mode, ?launch).entered();
         interpreter::pre_initialize()?;
         interpreter::initialize(&settings)?;
     }
     let importer_error = |error: PyErr| BootError::Importer(error.to_string());
-    let outcome = interpreter::with_python(|py| -> Result<Outcome, BootError> {
+    let outcome = interpreter::with_python(|py| -> Result<Option<Outcome>, BootError> {
         let importer = Bound::new(py, ArchiveImporter::new(context)).map_err(importer_error)?;
         install_meta_path(py, &importer).map_err(importer_error)?;
         if mode == InitMode::MultiPhase {
@@ -216,15 +236,25 @@ fn boot() -> Result<Outcome, BootError> {
         }
         install_path_hook(py, &importer).map_err(importer_error)?;
         install_builtins(py).map_err(importer_error)?;
+        let Some(entry_point) = entry_point else {
+            return Ok(None);
+        };
         let _span = tracing::info_span!("run", entry_point = %entry_point).entered();
-        Ok(runner::run(py, &importer, entry_point))
+        Ok(Some(runner::run(py, &importer, entry_point)))
     })?;
-    Ok(outcome)
+    Ok(match outcome {
+        Some(outcome) => Finished::Ran(outcome),
+        None => Finished::Finalized(interpreter::run_main()),
+    })
 }
 
 fn main() -> ExitCode {
     match boot() {
-        Ok(outcome) => {
+        Ok(Finished::Finalized(status)) => ExitCode::from(status as u8),
+        Err(BootError::Interpreter(interpreter::InitError::Exit(status))) => {
+            ExitCode::from(status as u8)
+        }
+        Ok(Finished::Ran(outcome)) => {
             // Like python: a failure to flush the standard streams at exit turns into 120.
             let flushed = interpreter::finalize();
             match outcome {

@@ -318,3 +318,46 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileErro
         backing,
     })
 }
+
+/// Tries every way of holding a shared object on this host, in order, without keeping any
+/// (nothing is loaded from them), for `PYFERRY_INFO`: `(way, "works" or why not)`.
+#[cfg(target_os = "linux")]
+pub fn probe() -> Vec<(String, String)> {
+    let verdict = |result: std::io::Result<File>| match result {
+        Ok(_) => "works".to_string(),
+        Err(error) => format!("fails: {error}"),
+    };
+    let mut report = vec![
+        (
+            Backing::MemfdNoexecSeal.to_string(),
+            verdict(memfd("probe", libc::MFD_CLOEXEC | libc::MFD_NOEXEC_SEAL)),
+        ),
+        (
+            Backing::Memfd.to_string(),
+            verdict(memfd("probe", libc::MFD_CLOEXEC)),
+        ),
+    ];
+    for dir in tmpfile_dirs() {
+        report.push((
+            Backing::TmpFile(dir.clone()).to_string(),
+            verdict(tmpfile(&dir)),
+        ));
+    }
+    let policy = environment::memory_file_policy();
+    if policy != MemoryFilePolicy::Auto {
+        report.push((
+            environment::MEMFD.to_string(),
+            format!("restricts this to {policy:?}"),
+        ));
+    }
+    report
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn probe() -> Vec<(String, String)> {
+    let verdict = match memfd("probe", libc::MFD_CLOEXEC) {
+        Ok(_) => "works".to_string(),
+        Err(error) => format!("fails: {error}"),
+    };
+    vec![(Backing::Memfd.to_string(), verdict)]
+}

@@ -53,8 +53,9 @@ fn run_module_as_main(
 ) -> PyResult<()> {
     let find = |name: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
         let spec = if name == "__main__" {
-            // `importlib.util.find_spec("__main__")` would return the running `__main__`.
-            importer.call_method1("find_spec", (name,))?
+            // `importlib.util.find_spec("__main__")` would return the running `__main__`; the
+            // file is found under its alias instead (see `MAIN_ALIAS`).
+            importer.call_method1("find_spec", (crate::finder::MAIN_ALIAS,))?
         } else {
             py.import("importlib.util")?
                 .getattr("find_spec")?

@@ -39,7 +39,14 @@ fn assert_one_line_error(finished: &Finished, needle: &str) {
 
 /// The bare launcher with a crafted payload appended.
 fn launcher_with_manifest(path: &Path, manifest: &Manifest) {
-    let mut file = std::fs::File::create(path).expect("create");
+    // Read and write: the writer records the launcher's hash.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .expect("create");
     file.write_all(&std::fs::read(launcher()).expect("read launcher"))
         .expect("write");
     let mut writer = PayloadWriter::new(file, None).expect("writer");

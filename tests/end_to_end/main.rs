@@ -8,3 +8,4 @@ mod importer;
 mod isolation;
 mod native;
 mod packer;
+mod python_parity;

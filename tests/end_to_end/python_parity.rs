@@ -1,0 +1,191 @@
+//! Behaving like `python`: multiprocessing with every start method and no `freeze_support()`,
+//! the interpreter mode (python's command line over the packed `sys.path`), `sys.executable` in
+//! child processes, and `PYFERRY_INFO`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use pyferry_tests::{pack, pip_install, run, write_tree, Scratch};
+
+const MULTIPROCESSING_APP: &str = r#"
+import multiprocessing as mp
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+def square_with_numpy(x):
+    import numpy
+    return int(numpy.int64(x) * x)
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+def double(point):
+    return point.x * 2
+
+if __name__ == "__main__":
+    print("main runs once")
+    for method in sys.argv[1:]:
+        with mp.get_context(method).Pool(2) as pool:
+            print(method, pool.map(square_with_numpy, range(5)), pool.map(double, [Point(1), Point(2)]))
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("forkserver")) as executor:
+        print("executor", list(executor.map(square_with_numpy, [3, 4])))
+"#;
+
+/// An app with numpy and the multiprocessing probe, packed once.
+fn app() -> &'static PathBuf {
+    static APP: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
+    &APP.get_or_init(|| {
+        let scratch = Scratch::new();
+        let dir = scratch.path("app");
+        pip_install(&dir, &["numpy==2.2.6"]);
+        write_tree(&dir, &[("__main__.py", MULTIPROCESSING_APP)]);
+        let exe = pack(&dir, &scratch.path("mp.bin"), &[]);
+        (scratch, exe)
+    })
+    .1
+}
+
+#[test]
+fn multiprocessing_pools_with_every_start_method() {
+    let finished = run(Command::new(app()).args(["spawn", "forkserver", "fork"])).success();
+    assert_eq!(
+        finished.stdout,
+        "main runs once\nspawn [0, 1, 4, 9, 16] [2, 4]\nforkserver [0, 1, 4, 9, 16] [2, 4]\nfork [0, 1, 4, 9, 16] [2, 4]\nexecutor [9, 16]\n"
+    );
+}
+
+fn python(args: &[&str]) -> Command {
+    let mut command = Command::new(app());
+    command.args(args).env("PYFERRY_PYTHON", "1");
+    command
+}
+
+#[test]
+fn interpreter_mode_runs_pythons_command_line() {
+    let code = run(&mut python(&[
+        "-c",
+        "import sys, numpy; print(sys.argv, numpy.__version__)",
+        "x",
+    ]))
+    .success();
+    assert_eq!(code.stdout, "['-c', 'x'] 2.2.6\n");
+    assert_eq!(
+        run(&mut python(&["-V"])).success().stdout,
+        "Python 3.11.2\n"
+    );
+    assert_eq!(
+        run(&mut python(&["-c", "raise SystemExit(5)"])).code,
+        Some(5)
+    );
+    let bad = run(&mut python(&["--bogus-option"]));
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains("unknown option --bogus-option"),
+        "{}",
+        bad.stderr
+    );
+
+    let module = python(&["-m", "json.tool"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut module = module.expect("spawn");
+    module
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"{\"a\": [1]}")
+        .expect("write");
+    let output = module.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "{\n    \"a\": [\n        1\n    ]\n}\n"
+    );
+
+    let scratch = Scratch::new();
+    let script = scratch.path("script.py");
+    std::fs::write(
+        &script,
+        "import sys\nprint('script', sys.argv[1:], sys.path[0] == sys.argv[0].rsplit('/', 1)[0])\n",
+    )
+    .expect("write");
+    let ran = run(python(&[]).arg(&script).arg("a")).success();
+    assert_eq!(ran.stdout, "script ['a'] True\n");
+
+    let stdin = python(&["-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn();
+    let mut stdin = stdin.expect("spawn");
+    stdin
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"print('from stdin', __name__)\n")
+        .expect("write");
+    assert_eq!(
+        String::from_utf8_lossy(&stdin.wait_with_output().expect("wait").stdout),
+        "from stdin __main__\n"
+    );
+}
+
+#[test]
+fn sys_executable_in_interpreter_mode_is_python_for_children() {
+    let finished = run(&mut python(&[
+        "-c",
+        "import subprocess, sys\nr = subprocess.run([sys.executable, '-c', 'print(1 + 1)'], capture_output=True, text=True)\nprint(repr(r.stdout), r.returncode)",
+    ]))
+    .success();
+    assert_eq!(finished.stdout, "'2\\n' 0\n");
+}
+
+#[test]
+fn started_as_python3_it_is_python() {
+    let scratch = Scratch::new();
+    let link = scratch.path("python3");
+    std::os::unix::fs::symlink(app(), &link).expect("symlink");
+    let finished = run(Command::new(&link).args([
+        "-I",
+        "-c",
+        "import sys, numpy; print(sys.flags.isolated, numpy.__name__)",
+    ]))
+    .success();
+    assert_eq!(finished.stdout, "1 numpy\n");
+}
+
+#[test]
+fn the_app_keeps_its_own_dash_c() {
+    // `-c` as the application's own option does not switch to the interpreter.
+    let scratch = Scratch::new();
+    let exe = scratch.packed_app(
+        &[("__main__.py", "import sys\nprint('app', sys.argv[1:])\n")],
+        &[],
+    );
+    assert_eq!(
+        run(Command::new(&exe).args(["-c", "print(1)"]))
+            .success()
+            .stdout,
+        "app ['-c', 'print(1)']\n"
+    );
+}
+
+#[test]
+fn pyferry_info_reports_the_runtime_and_the_loading_ways() {
+    let finished = run(Command::new(app()).env("PYFERRY_INFO", "1")).success();
+    for needle in [
+        "pyferry launcher ",
+        "python:           3.11",
+        "build id:",
+        "entry point:      __main__",
+        "memfd_create(MFD_NOEXEC_SEAL)",
+    ] {
+        assert!(
+            finished.stdout.contains(needle),
+            "{needle} not in:\n{}",
+            finished.stdout
+        );
+    }
+}
