@@ -15,6 +15,11 @@ use crate::manifest::{Manifest, ManifestError, MANIFEST_PATH};
 /// largest real shared library seen in a wheel is well under this.
 const MAX_ENTRY_SIZE: u64 = 2 << 30;
 
+/// The largest manifest read. Real ones are a few KiB (tens for an app with thousands of shared
+/// libraries); the launcher reads it before anything else, so a damaged size must not make it
+/// inflate gigabytes.
+const MAX_MANIFEST_SIZE: u64 = 16 << 20;
+
 /// Why a file is not a usable payload. Each variant is phrased to complete the sentence
 /// "`PATH`: ...".
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +32,22 @@ pub enum ArchiveError {
     NoManifest,
     #[error("{0}")]
     Manifest(#[from] ManifestError),
-    #[error("entry `{name}` cannot be read ({reason})")]
+    #[error("entry `{}` cannot be read ({reason})", printable(name))]
     Entry { name: String, reason: String },
+}
+
+/// `name` with control characters escaped (`\n`, `\u{1b}`...): a name from a damaged or
+/// crafted file must not split an error message over lines or drive the terminal.
+pub fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The contents of one entry: borrowed from the file when stored, inflated otherwise.
@@ -69,10 +88,22 @@ impl<'a> Archive<'a> {
             index,
             manifest: Manifest::default(),
         };
+        if let Some(size) = archive
+            .size(MANIFEST_PATH)
+            .filter(|size| *size > MAX_MANIFEST_SIZE)
+        {
+            return Err(ArchiveError::Entry {
+                name: MANIFEST_PATH.to_string(),
+                reason: format!(
+                    "the manifest is {size} bytes, more than the {MAX_MANIFEST_SIZE} a manifest may be"
+                ),
+            });
+        }
         let manifest_bytes = archive
             .read(MANIFEST_PATH)?
             .ok_or(ArchiveError::NoManifest)?;
         archive.manifest = Manifest::from_json(&manifest_bytes)?;
+        check_printed_fields(&archive.manifest)?;
         Ok(archive)
     }
 
@@ -140,6 +171,35 @@ impl<'a> Archive<'a> {
     }
 }
 
+/// Refuses manifest values that the launcher prints in its messages and that a damaged or
+/// crafted file could fill with line breaks or terminal escapes: the Python version must be
+/// `MAJOR.MINOR`, script names must hold no control characters.
+fn check_printed_fields(manifest: &Manifest) -> Result<(), ManifestError> {
+    let invalid = |message: String| {
+        ManifestError::Invalid(<serde_json::Error as serde::de::Error>::custom(message))
+    };
+    let version = &manifest.python_version;
+    let is_number = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    if !matches!(version.split_once('.'), Some((major, minor)) if is_number(major) && is_number(minor))
+    {
+        return Err(invalid(format!(
+            "`python_version` is \"{}\", not MAJOR.MINOR",
+            printable(version)
+        )));
+    }
+    if let Some(name) = manifest
+        .scripts
+        .keys()
+        .find(|name| name.chars().any(char::is_control))
+    {
+        return Err(invalid(format!(
+            "the script name \"{}\" holds control characters",
+            printable(name)
+        )));
+    }
+    Ok(())
+}
+
 /// The length of a 64-bit little-endian ELF image as its headers describe it (the section header
 /// table comes last in files written by a linker), or `None` when `bytes` is no such ELF.
 pub fn elf_image_len(bytes: &[u8]) -> Option<u64> {
@@ -171,6 +231,7 @@ mod tests {
             shared_libraries: Default::default(),
             scripts: Default::default(),
             distributions: Default::default(),
+            inherit_python_env: false,
         }
     }
 

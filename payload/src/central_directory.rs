@@ -193,22 +193,63 @@ pub fn data_range(
     Ok(start..end as usize)
 }
 
+/// Deflate cannot expand data more than this: its cheapest code, a 258-byte match, still costs
+/// two bits. An entry claiming more than this many bytes per compressed byte is lying.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 /// The uncompressed contents of an entry whose compressed bytes are `data`, checked against the
-/// recorded size and CRC-32. `limit` bounds the size (a guard against zip bombs).
+/// recorded size and CRC-32. `limit` bounds the size (a guard against zip bombs). Memory is
+/// reserved once, for the recorded size, and only after the size is known to be possible: a
+/// stream that inflates past it is stopped at the first extra byte.
 pub fn inflate(entry: &Entry<'_>, data: &[u8], limit: u64) -> Result<Vec<u8>, String> {
+    let claimed = |why: String| {
+        format!(
+            "it claims to inflate to {} bytes from {}, {why}",
+            entry.size,
+            data.len()
+        )
+    };
     if entry.size > limit {
-        return Err(format!("it claims to inflate to {} bytes", entry.size));
+        return Err(claimed(format!("more than the {limit}-byte limit")));
     }
-    let mut contents = Vec::with_capacity(entry.size as usize);
+    let possible = match entry.method {
+        DEFLATED => (data.len() as u64)
+            .saturating_mul(MAX_DEFLATE_RATIO)
+            .saturating_add(64),
+        STORED => data.len() as u64,
+        method => return Err(format!("unsupported compression method {method}")),
+    };
+    if entry.size > possible {
+        return Err(claimed(match entry.method {
+            DEFLATED => "more than deflate can produce".to_string(),
+            _ => "but it is stored".to_string(),
+        }));
+    }
+    let mut contents = Vec::new();
+    contents
+        .try_reserve_exact(entry.size as usize)
+        .map_err(|_| format!("cannot allocate {} bytes to inflate it", entry.size))?;
     match entry.method {
         DEFLATED => {
-            flate2::read::DeflateDecoder::new(data)
-                .take(entry.size + 1)
+            let mut decoder = flate2::read::DeflateDecoder::new(data);
+            (&mut decoder)
+                .take(entry.size)
                 .read_to_end(&mut contents)
                 .map_err(|error| format!("cannot inflate: {error}"))?;
+            let mut extra = [0u8; 1];
+            if contents.len() as u64 == entry.size
+                && decoder
+                    .read(&mut extra)
+                    .map_err(|error| format!("cannot inflate: {error}"))?
+                    != 0
+            {
+                return Err(format!(
+                    "it inflates to more than the {} bytes recorded",
+                    entry.size
+                ));
+            }
         }
-        STORED => contents.extend_from_slice(data),
-        method => return Err(format!("unsupported compression method {method}")),
+        _ => contents.extend_from_slice(data),
     }
     if contents.len() as u64 != entry.size {
         return Err(format!(

@@ -125,7 +125,8 @@ impl Layout {
         let end_record = (0..=bytes.len() - 22)
             .rev()
             .find(|&at| {
-                bytes[at..at + 4] == *b"PK\x05\x06" && u16_at(bytes, at + 20) as usize == bytes.len() - at - 22
+                bytes[at..at + 4] == *b"PK\x05\x06"
+                    && u16_at(bytes, at + 20) as usize == bytes.len() - at - 22
             })
             .expect("an end of central directory record");
         let mut count = u16_at(bytes, end_record + 10);
@@ -168,7 +169,10 @@ impl Layout {
             }
             let end = extra_end + comment_len;
             let header = offset as usize;
-            let data = header + 30 + u16_at(bytes, header + 26) as usize + u16_at(bytes, header + 28) as usize;
+            let data = header
+                + 30
+                + u16_at(bytes, header + 26) as usize
+                + u16_at(bytes, header + 28) as usize;
             locals.push(Local {
                 name: name.clone(),
                 header,
@@ -211,15 +215,33 @@ impl Layout {
     pub fn boundaries(&self) -> Vec<(usize, String)> {
         let mut all = vec![
             (0, "start of file".to_string()),
-            (self.payload_start / 2, "middle of the executable".to_string()),
+            (
+                self.payload_start / 2,
+                "middle of the executable".to_string(),
+            ),
             (self.payload_start, "start of the zip".to_string()),
-            (self.central_start, "start of the central directory".to_string()),
+            (
+                self.central_start,
+                "start of the central directory".to_string(),
+            ),
             (self.end_record, "end record".to_string()),
-            (self.end_record + 4, "end record: after the signature".to_string()),
+            (
+                self.end_record + 4,
+                "end record: after the signature".to_string(),
+            ),
             (self.end_record + 10, "end record: entry count".to_string()),
-            (self.end_record + 12, "end record: directory size".to_string()),
-            (self.end_record + 16, "end record: directory offset".to_string()),
-            (self.end_record + 20, "end record: comment length".to_string()),
+            (
+                self.end_record + 12,
+                "end record: directory size".to_string(),
+            ),
+            (
+                self.end_record + 16,
+                "end record: directory offset".to_string(),
+            ),
+            (
+                self.end_record + 20,
+                "end record: comment length".to_string(),
+            ),
             (self.end_record + 22, "end record: comment".to_string()),
             (self.len - 1, "last byte".to_string()),
         ];
@@ -231,7 +253,10 @@ impl Layout {
         }
         for local in &self.locals {
             all.push((local.header, format!("local header of {}", local.name)));
-            all.push((local.header + 30, format!("name in the local header of {}", local.name)));
+            all.push((
+                local.header + 30,
+                format!("name in the local header of {}", local.name),
+            ));
             all.push((local.data, format!("data of {}", local.name)));
             if local.end > local.data {
                 all.push((local.end - 1, format!("last data byte of {}", local.name)));
@@ -239,8 +264,14 @@ impl Layout {
         }
         for central in &self.centrals {
             all.push((central.start, format!("central header of {}", central.name)));
-            all.push((central.start + 46, format!("name in the central header of {}", central.name)));
-            all.push((central.end - 1, format!("end of the central header of {}", central.name)));
+            all.push((
+                central.start + 46,
+                format!("name in the central header of {}", central.name),
+            ));
+            all.push((
+                central.end - 1,
+                format!("end of the central header of {}", central.name),
+            ));
         }
         all.retain(|(at, _)| *at < self.len);
         all.sort();
@@ -307,7 +338,11 @@ impl Layout {
         // A zip64 extra field's values.
         let name_end = at + 46 + name.len();
         if central.end >= name_end + 4 && central.end - name_end >= 28 {
-            for (offset, what) in [(4, "zip64 size"), (12, "zip64 compressed size"), (20, "zip64 offset")] {
+            for (offset, what) in [
+                (4, "zip64 size"),
+                (12, "zip64 compressed size"),
+                (20, "zip64 offset"),
+            ] {
                 if name_end + offset + 8 <= central.end {
                     fields.push(Field {
                         at: name_end + offset,
@@ -381,10 +416,13 @@ pub fn undo(bytes: &mut [u8], saved: Vec<(usize, Vec<u8>)>) {
     }
 }
 
-/// Which entries damage should aim at (the ones a run reads); empty means any.
+/// Which entries damage should aim at (the ones a run reads; empty means any), and how short a
+/// truncation may make the file (`keep` bytes at least: a run cannot start an executable cut
+/// inside its own image).
 #[derive(Debug, Clone, Default)]
 pub struct Focus {
     pub names: Vec<String>,
+    pub keep: usize,
 }
 
 fn interesting_value(rng: &mut Rng, current: u64, width: usize, layout: &Layout) -> u64 {
@@ -431,8 +469,9 @@ fn field_value(bytes: &[u8], field: &Field) -> u64 {
     }
 }
 
-/// One random change to a well-formed file with layout `layout`.
+/// One random change to a well-formed file with layout `layout`, which has at least one entry.
 pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mutation {
+    assert!(!layout.locals.is_empty(), "damage needs a zip with entries");
     let focused: Vec<usize> = if focus.names.is_empty() {
         (0..layout.locals.len()).collect()
     } else {
@@ -464,8 +503,10 @@ pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mu
             0..=14 => {
                 let boundaries = layout.boundaries();
                 let (at, name) = rng.pick(&boundaries).clone();
+                let at = at.max(focus.keep);
                 let delta = *rng.pick(&[0i64, 0, 0, 1, -1, 2, -2, 4, -4, 21, -21, 63]);
-                let len = (at as i64 + delta).clamp(0, layout.len as i64 - 1) as usize;
+                let len =
+                    (at as i64 + delta).clamp(focus.keep as i64, layout.len as i64 - 1) as usize;
                 mutation.len = mutation.len.min(len);
                 descriptions.push(format!("truncated to {len} bytes ({name} {delta:+})"));
             }
@@ -473,18 +514,30 @@ pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mu
             15..=54 => {
                 let mut regions: Vec<(Range<usize>, String)> = vec![
                     (layout.end_record..layout.len, "the end record".to_string()),
-                    (central.start..central.end, format!("the central header of {}", central.name)),
-                    (local.header..local.data, format!("the local header of {}", local.name)),
+                    (
+                        central.start..central.end,
+                        format!("the central header of {}", central.name),
+                    ),
+                    (
+                        local.header..local.data,
+                        format!("the local header of {}", local.name),
+                    ),
                 ];
                 if let Some(manifest) = manifest {
                     regions.push((manifest.data..manifest.end, "the manifest".to_string()));
-                    regions.push((manifest.header..manifest.data, "the manifest's local header".to_string()));
+                    regions.push((
+                        manifest.header..manifest.data,
+                        "the manifest's local header".to_string(),
+                    ));
                 }
                 if let Some(record) = layout.zip64_record {
                     regions.push((record..layout.end_record, "the zip64 records".to_string()));
                 }
                 if rng.chance(10) {
-                    regions.push((layout.central_start..layout.end_record, "the central directory".to_string()));
+                    regions.push((
+                        layout.central_start..layout.end_record,
+                        "the central directory".to_string(),
+                    ));
                 }
                 let (range, name) = rng.pick(&regions).clone();
                 let flips = 1 + rng.index(4);
@@ -492,10 +545,14 @@ pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mu
                 for _ in 0..flips {
                     let at = range.start + rng.index(range.len());
                     let original = bytes[at];
-                    mutation.patches.push((at, vec![original ^ rng.nonzero_byte()]));
+                    mutation
+                        .patches
+                        .push((at, vec![original ^ rng.nonzero_byte()]));
                     positions.push(at);
                 }
-                descriptions.push(format!("{flips} byte(s) flipped in {name} at {positions:?}"));
+                descriptions.push(format!(
+                    "{flips} byte(s) flipped in {name} at {positions:?}"
+                ));
             }
             // A header field set to a value chosen to hurt.
             55..=84 => {

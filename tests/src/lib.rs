@@ -67,6 +67,59 @@ pub fn run(command: &mut Command) -> Finished {
     Finished::from_output(output)
 }
 
+/// Runs `command` with no stdin, killing it after `timeout`: `None` when it had to be killed.
+pub fn run_with_timeout(command: &mut Command, timeout: std::time::Duration) -> Option<Finished> {
+    use std::io::Read;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    status.map(|status| {
+        Finished::from_output(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    })
+}
+
 /// A command for `pyferry ARGS`.
 pub fn pyferry_command<I, S>(args: I) -> Command
 where
@@ -234,3 +287,5 @@ pub fn pip_install(target: &Path, requirements: &[&str]) {
 pub fn is_root() -> bool {
     run(Command::new("id").arg("-u")).stdout.trim() == "0"
 }
+
+pub mod damage;
