@@ -254,8 +254,12 @@ impl ArchiveImporter {
                 &self.context.root,
             ));
         }
+        let _span = tracing::trace_span!("import", module = %name).entered();
         let exec = cached(py, &BUILTINS_EXEC, "builtins", "exec")?;
         exec.call1((code, module.getattr("__dict__")?))?;
+        if name == "linecache" {
+            crate::linecache::extend(module, self.context)?;
+        }
         Ok(())
     }
 

@@ -46,6 +46,8 @@ pub struct InterpreterSettings<'a> {
     pub argv: &'a [OsString],
     pub mode: InitMode,
     pub launch: LaunchMode,
+    /// Read `PYTHON*` environment variables (packed with `--inherit-python-env`).
+    pub inherit_python_env: bool,
 }
 
 fn status_result(status: ffi::PyStatus) -> Result<(), InitError> {
@@ -85,7 +87,7 @@ fn c_string(bytes: &[u8], argument: usize) -> Result<CString, InitError> {
 
 /// Pre-initializes the runtime: isolated, and UTF-8 mode so that stdio and file names are UTF-8
 /// whatever the host's locale (an isolated pre-config would otherwise pick ASCII under `C`).
-pub fn pre_initialize() -> Result<(), InitError> {
+pub fn pre_initialize(inherit_python_env: bool) -> Result<(), InitError> {
     let mut preconfig = std::mem::MaybeUninit::<ffi::PyPreConfig>::uninit();
     // SAFETY: `PyPreConfig_InitIsolatedConfig` fully initializes the struct it is pointed at.
     let mut preconfig = unsafe {
@@ -93,6 +95,10 @@ pub fn pre_initialize() -> Result<(), InitError> {
         preconfig.assume_init()
     };
     preconfig.utf8_mode = 1;
+    if inherit_python_env {
+        preconfig.isolated = 0;
+        preconfig.use_environment = 1;
+    }
     // SAFETY: the pre-config was initialized above; pre-initialization happens once, before
     // any other Python API call.
     status_result(unsafe { ffi::Py_PreInitialize(&preconfig) })
@@ -164,6 +170,12 @@ pub fn initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
     fields.parse_argv = 0;
     fields.use_frozen_modules = 1;
     fields._init_main = c_int::from(settings.mode == InitMode::SinglePhase);
+    if settings.inherit_python_env {
+        fields.isolated = 0;
+        fields.use_environment = 1;
+        fields.safe_path = 1;
+        fields.user_site_directory = 0;
+    }
     if settings.launch == LaunchMode::Interpreter {
         // python's command line, over the packed `sys.path`: CPython parses the options
         // itself, and is not isolated unless asked (`-I`), though the environment stays out.

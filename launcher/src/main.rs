@@ -18,6 +18,8 @@ mod finder;
 mod image;
 mod info;
 mod interpreter;
+mod limits;
+mod linecache;
 mod memfd;
 mod modules;
 mod resources;
@@ -201,6 +203,7 @@ fn boot() -> Result<Finished, BootError> {
     init_logging();
     let mode = environment::init_mode().map_err(BootError::Environment)?;
     let context = open_archive()?;
+    limits::ensure_descriptors(context).map_err(BootError::Environment)?;
     let argv: Vec<OsString> = std::env::args_os().collect();
     if environment::info_requested() {
         info::print(context, &argv);
@@ -220,10 +223,11 @@ fn boot() -> Result<Finished, BootError> {
         argv: &argv,
         mode,
         launch,
+        inherit_python_env: context.archive.manifest().inherit_python_env,
     };
     {
         let _span = tracing::info_span!("initialize", ?mode, ?launch).entered();
-        interpreter::pre_initialize()?;
+        interpreter::pre_initialize(settings.inherit_python_env)?;
         interpreter::initialize(&settings)?;
     }
     let importer_error = |error: PyErr| BootError::Importer(error.to_string());

@@ -92,6 +92,11 @@ pub struct PackArgs {
     #[arg(long)]
     pub no_deps: bool,
 
+    /// Let the application read Python's environment variables (`PYTHONWARNINGS`,
+    /// `PYTHONUNBUFFERED`...). By default it runs isolated, as `python -I` does.
+    #[arg(long)]
+    pub inherit_python_env: bool,
+
     /// Which tool resolves requirements: uv when found (`auto`), or always one of them.
     #[arg(long, value_enum, default_value_t)]
     pub resolver: crate::resolve::Resolver,

@@ -99,6 +99,10 @@ pub struct Manifest {
     /// busybox style; `entry_point` runs under any other name. Written by `--all-scripts`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scripts: BTreeMap<String, EntryPoint>,
+    /// Whether the interpreter reads Python's environment variables (`PYTHONWARNINGS`,
+    /// `PYTHONUNBUFFERED`...); off by default: the application runs isolated, like `python -I`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inherit_python_env: bool,
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distributions: BTreeMap<String, String>,

@@ -231,6 +231,7 @@ mod tests {
                 shared_libraries: Default::default(),
                 scripts: Default::default(),
                 distributions: Default::default(),
+                inherit_python_env: false,
             };
             writer.finish(&manifest).unwrap().into_inner()
         };

@@ -77,6 +77,7 @@ fn manifest() -> Manifest {
         shared_libraries: Default::default(),
         scripts: Default::default(),
         distributions: Default::default(),
+        inherit_python_env: false,
     }
 }
 

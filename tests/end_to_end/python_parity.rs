@@ -189,3 +189,72 @@ fn pyferry_info_reports_the_runtime_and_the_loading_ways() {
         );
     }
 }
+
+const INTROSPECTION_APP: &str = r#"
+import contextlib, faulthandler, io, platform, pydoc, sys, sysconfig, tracemalloc
+print("prefix", sys.prefix == sys.executable, sys.base_prefix == sys.executable)
+print("paths", "purelib" in sysconfig.get_paths())
+print("ext", sysconfig.get_config_var("EXT_SUFFIX"))
+print("version", platform.python_version())
+print("site", "site" in sys.modules)
+faulthandler.enable()
+print("faulthandler", faulthandler.is_enabled())
+tracemalloc.start()
+data = [1] * 1000
+print("tracemalloc", tracemalloc.get_traced_memory()[0] > 0)
+buffer = io.StringIO()
+with contextlib.redirect_stdout(buffer):
+    help(len)
+print("help", "len(obj, /)" in buffer.getvalue())
+print("pydoc", "json" in pydoc.render_doc("json"))
+import helper
+helper.warn()
+"#;
+
+#[test]
+fn introspection_does_not_crash_and_warnings_show_source_lines() {
+    let scratch = Scratch::new();
+    let exe = scratch.packed_app(
+        &[
+            ("__main__.py", INTROSPECTION_APP),
+            (
+                "helper.py",
+                "import warnings\ndef warn():\n    warnings.warn('careful now', UserWarning)\n",
+            ),
+        ],
+        &[],
+    );
+    let finished = run(&mut Command::new(&exe)).success();
+    assert_eq!(
+        finished.stdout,
+        "prefix True True\npaths True\next .cpython-311-x86_64-linux-gnu.so\nversion 3.11.2\nsite False\nfaulthandler True\ntracemalloc True\nhelp True\npydoc True\n"
+    );
+    assert_eq!(
+        finished.stderr,
+        format!("{}/helper.py:3: UserWarning: careful now\n  warnings.warn('careful now', UserWarning)\n", exe.display())
+    );
+}
+
+#[test]
+fn python_environment_is_ignored_unless_packed_to_inherit_it() {
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    write_tree(
+        &app,
+        &[(
+            "__main__.py",
+            "import warnings\nwarnings.warn('w')\nprint('after')\n",
+        )],
+    );
+    let isolated = pack(&app, &scratch.path("isolated"), &[]);
+    let inheriting = pack(&app, &scratch.path("inheriting"), &["--inherit-python-env"]);
+    let ignored = run(Command::new(&isolated).env("PYTHONWARNINGS", "error")).success();
+    assert_eq!(ignored.stdout, "after\n");
+    let honoured = run(Command::new(&inheriting).env("PYTHONWARNINGS", "error"));
+    assert_eq!(honoured.code, Some(1), "{honoured:#?}");
+    assert!(
+        honoured.stderr.trim_end().ends_with("UserWarning: w"),
+        "{}",
+        honoured.stderr
+    );
+}

@@ -90,6 +90,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         shared_libraries: graph.dependencies,
         scripts: Default::default(),
         distributions: Default::default(),
+        inherit_python_env: false,
     };
 
     let work = tempfile::Builder::new()

@@ -468,6 +468,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         shared_libraries,
         scripts,
         distributions,
+        inherit_python_env: args.inherit_python_env,
     };
     let extension_count = objects
         .keys()
