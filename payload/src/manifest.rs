@@ -170,6 +170,7 @@ mod tests {
                 EntryPoint::parse("pkg.tool:main").unwrap(),
             )]),
             distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
+            inherit_python_env: true,
         }
     }
 
