@@ -232,7 +232,6 @@ mod tests {
             scripts: Default::default(),
             distributions: Default::default(),
             inherit_python_env: false,
-            inherit_python_env: false,
         }
     }
 
