@@ -186,6 +186,43 @@ impl ArchiveImporter {
             .find_map(|dir| modules::find_module(index, dir, name))
     }
 
+    /// The spec of a package that needs real files: extracted to the cache, then found there
+    /// by CPython's own `PathFinder` (so its submodules and extensions load from disk).
+    fn extracted_spec<'py>(slf: &Bound<'py, Self>, fullname: &str) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let context = slf.get().context;
+        let directory = crate::extract::materialize(context, fullname).map_err(|error| {
+            import_error(
+                py,
+                format!(
+                    "cannot import `{fullname}`: it needs real files and cannot be extracted ({error}); hint: set {} to a private writable directory",
+                    crate::extract::CACHE_DIR_VARIABLE
+                ),
+                fullname,
+                &context.root,
+            )
+        })?;
+        let spec = py
+            .import("importlib.machinery")?
+            .getattr("PathFinder")?
+            .call_method1(
+                "find_spec",
+                (fullname, vec![directory.to_string_lossy().into_owned()]),
+            )?;
+        if spec.is_none() {
+            return Err(import_error(
+                py,
+                format!(
+                    "`{fullname}` is not in its extracted copy `{}`",
+                    directory.display()
+                ),
+                fullname,
+                &context.root,
+            ));
+        }
+        Ok(spec)
+    }
+
     pub fn context(&self) -> &'static ArchiveContext {
         self.context
     }
@@ -219,6 +256,17 @@ impl ArchiveImporter {
                 dirs
             }
         };
+        if path.is_none_or(|path| path.is_none())
+            && this
+                .context
+                .archive
+                .manifest()
+                .extract
+                .iter()
+                .any(|name| name == fullname)
+        {
+            return Self::extracted_spec(slf, fullname).map(Some);
+        }
         match this.find_in_dirs(fullname, &search_dirs) {
             None | Some(FoundModule::Namespace { .. }) => Ok(None),
             Some(found) => {

@@ -37,6 +37,8 @@ fn current_limit() -> Option<libc::rlimit> {
     (result == 0).then_some(limit)
 }
 
+// `rlim_t` is `u64` on Linux but signed elsewhere (FreeBSD): the conversion is needed there.
+#[allow(clippy::useless_conversion)]
 fn as_u64(value: libc::rlim_t) -> u64 {
     if value == libc::RLIM_INFINITY {
         u64::MAX

@@ -14,6 +14,7 @@ mod context;
 mod dynamic_loader;
 mod environment;
 mod extension;
+mod extract;
 mod finder;
 mod image;
 mod info;

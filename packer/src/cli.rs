@@ -92,6 +92,12 @@ pub struct PackArgs {
     #[arg(long)]
     pub no_deps: bool,
 
+    /// Serve PACKAGE from real files, extracted once into a private cache at its first import
+    /// (for code that opens files next to `__file__` or loads a library by path). Packages
+    /// that need it are found automatically where possible. Repeatable.
+    #[arg(long = "extract", value_name = "PACKAGE")]
+    pub extract: Vec<String>,
+
     /// Let the application read Python's environment variables (`PYTHONWARNINGS`,
     /// `PYTHONUNBUFFERED`...). By default it runs isolated, as `python -I` does.
     #[arg(long)]

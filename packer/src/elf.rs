@@ -7,6 +7,8 @@ use goblin::elf::Elf;
 pub struct SharedObject {
     pub soname: Option<String>,
     pub needed: Vec<String>,
+    /// Whether it exports a `PyInit_*` function: an extension module, not a plain library.
+    pub extension_module: bool,
 }
 
 /// Reads `bytes` as an ELF shared object; `None` when it is not one.
@@ -15,9 +17,17 @@ pub fn read_shared_object(bytes: &[u8]) -> Option<SharedObject> {
         return None;
     }
     let elf = Elf::parse(bytes).ok()?;
+    let extension_module = elf.dynsyms.iter().any(|symbol| {
+        symbol.st_shndx != 0
+            && elf
+                .dynstrtab
+                .get_at(symbol.st_name)
+                .is_some_and(|name| name.starts_with("PyInit_"))
+    });
     Some(SharedObject {
         soname: elf.soname.map(str::to_string),
         needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
+        extension_module,
     })
 }
 

@@ -140,6 +140,7 @@ mod tests {
         SharedObject {
             soname: soname.map(str::to_string),
             needed: needed.iter().map(|name| name.to_string()).collect(),
+            extension_module: false,
         }
     }
 

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod compile;
 mod elf;
+mod extraction;
 mod inputs;
 mod libraries;
 mod progress;

@@ -103,6 +103,10 @@ pub struct Manifest {
     /// `PYTHONUNBUFFERED`...); off by default: the application runs isolated, like `python -I`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inherit_python_env: bool,
+    /// Top-level packages that need real files: extracted at their first import into a private
+    /// cache directory and imported from there (see `launcher/src/extract.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extract: Vec<String>,
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distributions: BTreeMap<String, String>,
@@ -171,6 +175,7 @@ mod tests {
             )]),
             distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
             inherit_python_env: true,
+            extract: vec!["certifi".to_string()],
         }
     }
 

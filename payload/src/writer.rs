@@ -232,6 +232,7 @@ mod tests {
                 scripts: Default::default(),
                 distributions: Default::default(),
                 inherit_python_env: false,
+                extract: Vec::new(),
             };
             writer.finish(&manifest).unwrap().into_inner()
         };

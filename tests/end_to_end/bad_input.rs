@@ -78,6 +78,7 @@ fn manifest() -> Manifest {
         scripts: Default::default(),
         distributions: Default::default(),
         inherit_python_env: false,
+        extract: Vec::new(),
     }
 }
 

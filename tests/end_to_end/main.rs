@@ -9,3 +9,4 @@ mod isolation;
 mod native;
 mod packer;
 mod python_parity;
+mod real_files;

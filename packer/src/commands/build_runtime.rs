@@ -91,6 +91,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         scripts: Default::default(),
         distributions: Default::default(),
         inherit_python_env: false,
+        extract: Vec::new(),
     };
 
     let work = tempfile::Builder::new()

@@ -420,6 +420,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
                 SharedObject {
                     soname: Some(library.to_string()),
                     needed: Vec::new(),
+                    extension_module: false,
                 },
             );
         }
@@ -436,6 +437,19 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
 
     let graph = libraries::library_graph(&objects);
+    let needed_by_others: BTreeSet<String> =
+        graph.dependencies.values().flatten().cloned().collect();
+    let extract = crate::extraction::packages_needing_files(
+        files,
+        &objects,
+        &needed_by_others,
+        &args.extract,
+    );
+    for (package, reason) in &extract {
+        tracing::info!(
+            "`{package}` will be served from real files, extracted once at run time: {reason}"
+        );
+    }
     if let Some((object, library)) = graph.linked_to_libpython.first() {
         bail!(
             "`{object}` is linked against `{library}`; pyferry's Python is built into the executable, so extension modules must not link libpython (manylinux wheels never do: rebuild it as one)"
@@ -448,15 +462,13 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
     let mut shared_libraries = runtime_archive.manifest().shared_libraries.clone();
     shared_libraries.extend(graph.dependencies);
-    let distributions: BTreeMap<String, String> = gathered
-        .installed
+    // Every `*.dist-info` directory packed, whoever installed it (pyferry, or pip into a DIR).
+    let distributions: BTreeMap<String, String> = files
         .iter()
-        .map(|installed| {
-            (
-                installed.name.distribution.clone(),
-                installed.name.version.clone(),
-            )
-        })
+        .filter_map(|file| file.name.split_once(".dist-info/").map(|(stem, _)| stem))
+        .filter(|stem| !stem.contains('/'))
+        .filter_map(|stem| stem.rsplit_once('-'))
+        .map(|(name, version)| (name.to_string(), version.to_string()))
         .collect();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -469,6 +481,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         scripts,
         distributions,
         inherit_python_env: args.inherit_python_env,
+        extract: extract.keys().cloned().collect(),
     };
     let extension_count = objects
         .keys()
