@@ -24,6 +24,9 @@ pub fn run(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>, entry: &EntryP
         Some(function) => call_function(py, &entry.module, function),
         None => run_module_as_main(py, importer, &entry.module).map(|()| py.None().into_bound(py)),
     };
+    // As python does after running code: flush the standard streams, ignoring failures (a
+    // closed pipe is reported once, by the exception itself).
+    flush_standard_streams(py);
     match result {
         Ok(value) if entry.function.is_some() => Outcome::Exit(exit_status_of(py, &value)),
         Ok(_) => Outcome::Exit(0),
@@ -111,6 +114,14 @@ fn exit_status_of(py: Python<'_>, value: &Bound<'_, PyAny>) -> i32 {
         eprintln!("{value}");
     }
     1
+}
+
+fn flush_standard_streams(py: Python<'_>) {
+    for name in ["stderr", "stdout"] {
+        if let Ok(stream) = py.import("sys").and_then(|sys| sys.getattr(name)) {
+            let _ = stream.call_method0("flush");
+        }
+    }
 }
 
 fn outcome_of_error(py: Python<'_>, error: PyErr) -> Outcome {

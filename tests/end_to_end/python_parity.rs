@@ -258,3 +258,36 @@ fn python_environment_is_ignored_unless_packed_to_inherit_it() {
         honoured.stderr
     );
 }
+
+#[test]
+fn exit_paths_match_python_running_the_same_file() {
+    let source = "import atexit, os, sys\natexit.register(lambda: print('atexit ran'))\nmode = sys.argv[1]\nif mode == 'os-exit':\n    print('buffered, never flushed', end='')\n    os._exit(3)\nif mode == 'many':\n    for i in range(100000):\n        print(i)\nif mode == 'exit-message':\n    sys.exit('bye')\nprint('done')\n";
+    let scratch = Scratch::new();
+    let exe = scratch.packed_app(&[("__main__.py", source)], &[]);
+    let script = scratch.path("app/__main__.py");
+    for mode in ["plain", "os-exit", "exit-message"] {
+        let ours = run(Command::new(&exe).arg(mode));
+        let python = run(Command::new("/usr/bin/python3.11")
+            .arg("-I")
+            .arg(&script)
+            .arg(mode));
+        assert_eq!(
+            (ours.code, &ours.stdout, &ours.stderr),
+            (python.code, &python.stdout, &python.stderr),
+            "mode {mode}"
+        );
+    }
+    // A reader that goes away: the writer sees a broken pipe, as python does (exit status 120
+    // when the final flush fails too).
+    let status = |command: String| {
+        run(Command::new("bash").args([
+            "-c",
+            &format!("{command} many | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}"),
+        ]))
+        .stdout
+    };
+    assert_eq!(
+        status(exe.display().to_string()),
+        status(format!("/usr/bin/python3.11 -I {}", script.display()))
+    );
+}
