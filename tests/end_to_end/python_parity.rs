@@ -291,3 +291,27 @@ fn exit_paths_match_python_running_the_same_file() {
         status(format!("/usr/bin/python3.11 -I {}", script.display()))
     );
 }
+
+#[test]
+fn interpreter_mode_on_a_terminal_is_the_repl() {
+    // `script` gives the interpreter a pseudo-terminal, as a user's shell would.
+    let command = format!("env PYFERRY_PYTHON=1 {}", app().display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script (util-linux)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"print(6 * 7)\nimport numpy; print(numpy.__name__)\nexit()\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    let screen = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+    assert!(screen.contains("Python 3.11.2"), "{screen}");
+    assert!(screen.contains(">>> print(6 * 7)\n42\n"), "{screen}");
+    assert!(screen.contains("numpy\n>>> exit()"), "{screen}");
+}
