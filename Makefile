@@ -55,9 +55,11 @@ check-freebsd:
 ## check: exactly what CI runs
 check: fmt clippy check-freebsd test
 
-## bench: start-up benchmarks (not part of test)
+## bench: pyferry against PyInstaller, shiv, pex and a venv on four apps (bench/run.py: not part
+## of test; needs root; under 20 min); rewrites docs/benchmarks.md and docs/benchmarks.svg.
+## Options, e.g.: make bench BENCH_ARGS="--quick --apps numpy --tools pyferry,pex"
 bench: build
-	$(PYTHON) bench/run.py
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -182,6 +182,15 @@ pub fn materialize(context: &ArchiveContext, package: &str) -> Result<PathBuf, S
             target.display()
         ));
     }
+    #[cfg(target_os = "linux")]
+    if files.iter().any(|name| name.contains(".so"))
+        && crate::memfd::mount_is_noexec(&root).unwrap_or(false)
+    {
+        return Err(format!(
+            "`{}` is on a noexec mount, where its shared libraries cannot be loaded",
+            root.display()
+        ));
+    }
     let temporary = root.join(format!(".{package}-{key}.{}.partial", std::process::id()));
     let _ = fs::remove_dir_all(&temporary);
     fs::DirBuilder::new()

@@ -81,7 +81,7 @@ fn memfd(name: &str, flags: libc::c_uint) -> std::io::Result<File> {
 }
 
 #[cfg(target_os = "linux")]
-fn mount_is_noexec(dir: &Path) -> std::io::Result<bool> {
+pub(crate) fn mount_is_noexec(dir: &Path) -> std::io::Result<bool> {
     let path = CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();

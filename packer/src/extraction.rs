@@ -3,8 +3,10 @@
 //! A package is extracted (see `launcher/src/extract.rs`) when:
 //! - it holds a shared library that is neither an extension module (no `PyInit_*`) nor a
 //!   dependency of one: code loads it by path (`ctypes.CDLL`, `cffi`), which needs a file;
-//! - its code builds paths from `__file__` (`os.path.dirname(__file__)`,
-//!   `Path(__file__).parent`...) and it ships data files: it opens them with `open()`;
+//! - it is pure Python, ships data files, and its code builds paths from `__file__`
+//!   (`os.path.dirname(__file__)`, `Path(__file__).parent`...): it opens them with `open()`.
+//!   Packages with extension modules are left in memory by this rule (numpy's build helpers
+//!   use `dirname(__file__)` too); name one with `--extract` when it needs files;
 //! - the user names it with `--extract PACKAGE`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,13 +62,17 @@ pub fn packages_needing_files(
         }
     }
     let mut with_data: BTreeSet<&str> = BTreeSet::new();
+    let mut native: BTreeSet<&str> = BTreeSet::new();
     for file in files {
         if let Some(package) = top_level_package(&file.name) {
-            if !is_code_or_metadata(&file.name) {
+            if crate::elf::is_shared_object_name(&file.name) {
+                native.insert(package);
+            } else if !is_code_or_metadata(&file.name) {
                 with_data.insert(package);
             }
         }
     }
+    with_data.retain(|package| !native.contains(package));
     for file in files {
         let Some(package) = top_level_package(&file.name) else {
             continue;

@@ -173,12 +173,14 @@ fn tmp_noexec_does_not_matter() {
         return;
     }
     let (scratch, exe, _) = app();
+    // The cache sits beside the executable, both reached through /mnt: the scratch directory
+    // itself may lie under /tmp.
     let cache = scratch.path("cache-noexec-tmp");
     private_dir(&cache);
     let script = format!(
-        "mount --make-rprivate / && mount --bind {dir} /mnt && mount -t tmpfs -o noexec tmpfs /tmp && PYFERRY_CACHE_DIR={cache} exec /mnt/{name}",
+        "mount --make-rprivate / && mount --bind {dir} /mnt && mount -t tmpfs -o noexec tmpfs /tmp && PYFERRY_CACHE_DIR=/mnt/{cache} exec /mnt/{name}",
         dir = exe.parent().expect("parent").display(),
-        cache = cache.display(),
+        cache = cache.file_name().expect("name").to_string_lossy(),
         name = exe.file_name().expect("name").to_string_lossy(),
     );
     let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));

@@ -58,13 +58,22 @@ impl Finished {
     }
 }
 
-/// Runs `command` to completion with no stdin.
+/// Runs `command` to completion with no stdin. A freshly written executable can be briefly
+/// "busy" (`ETXTBSY`) while another test thread's child still holds it open between `fork`
+/// and `exec`: that is retried.
 pub fn run(command: &mut Command) -> Finished {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    Finished::from_output(output)
+    const TEXT_FILE_BUSY: i32 = 26;
+    let mut attempts = 0;
+    loop {
+        match command.stdin(Stdio::null()).output() {
+            Ok(output) => return Finished::from_output(output),
+            Err(error) if error.raw_os_error() == Some(TEXT_FILE_BUSY) && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot run {command:?}: {error}"),
+        }
+    }
 }
 
 /// Runs `command` with no stdin, killing it after `timeout`: `None` when it had to be killed.
