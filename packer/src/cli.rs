@@ -98,6 +98,11 @@ pub struct PackArgs {
     #[arg(long = "extract", value_name = "PACKAGE")]
     pub extract: Vec<String>,
 
+    /// Deflate everything, shared objects and bytecode included: about a third of the size,
+    /// paid at every start by inflating what is imported (docs/benchmarks.md has figures).
+    #[arg(long)]
+    pub compress: bool,
+
     /// Let the application read Python's environment variables (`PYTHONWARNINGS`,
     /// `PYTHONUNBUFFERED`...). By default it runs isolated, as `python -I` does.
     #[arg(long)]

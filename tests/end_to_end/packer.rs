@@ -407,3 +407,29 @@ fn inspect_and_verify_a_packed_app() {
         assert_error_line(&finished, 2, "is not a pyferry application");
     }
 }
+
+#[test]
+fn compressed_executables_are_smaller_and_behave_the_same() {
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    write_tree(&app, &[("__main__.py", "import json, ssl, sqlite3, decimal\nprint(json.dumps({'ok': ssl.OPENSSL_VERSION.split()[0]}), sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0], decimal.Decimal(1) / 8)\n")]);
+    let fast = scratch.path("fast");
+    let small = scratch.path("small");
+    run(pyferry_command(["pack"]).arg(&app).arg("-o").arg(&fast)).success();
+    run(pyferry_command(["pack", "--compress"])
+        .arg(&app)
+        .arg("-o")
+        .arg(&small))
+    .success();
+    let size = |path: &Path| std::fs::metadata(path).expect("stat").len();
+    assert!(
+        size(&small) * 10 < size(&fast) * 7,
+        "{} vs {}",
+        size(&small),
+        size(&fast)
+    );
+    let expected = "{\"ok\": \"OpenSSL\"} 42 0.125\n";
+    assert_eq!(run(&mut Command::new(&fast)).success().stdout, expected);
+    assert_eq!(run(&mut Command::new(&small)).success().stdout, expected);
+    run(pyferry_command(["verify"]).arg(&small)).success();
+}

@@ -128,7 +128,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         name: BUILD_HELPER_NAME.to_string(),
         contents: Contents::File(helper_path.clone()),
     });
-    assemble::write_executable(&stage_one, &launcher, entries, None, &manifest)?;
+    assemble::write_executable(&stage_one, &launcher, entries, None, &manifest, false)?;
 
     // Stage one compiles everything.
     let mut sources: Vec<CompileItem> = library
@@ -172,7 +172,8 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             }),
         }
     }
-    let size = assemble::write_executable(&args.output, &launcher, entries, None, &manifest)?;
+    let size =
+        assemble::write_executable(&args.output, &launcher, entries, None, &manifest, false)?;
     tracing::info!(
         "runtime {}: {:.1} MB, {} extension modules, {} system libraries",
         args.output.display(),

@@ -496,6 +496,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         entries,
         Some(&runtime.zip_archive()?),
         &manifest,
+        args.compress,
     )
     .with_context(|| format!("cannot pack `{}`", args.output.display()))?;
     drop(step);
