@@ -4,6 +4,7 @@
 mod bad_input;
 mod basics;
 mod chroot;
+mod hostile;
 mod importer;
 mod isolation;
 mod native;

@@ -33,7 +33,7 @@ const REQUIREMENTS: &[&str] = &[
 ];
 
 /// The probe app (tests/apps/natives) with every wheel above, packed once for all tests.
-fn natives_app() -> &'static Path {
+pub(crate) fn natives_app() -> &'static Path {
     static APP: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
     let (_, path) = APP.get_or_init(|| {
         let scratch = Scratch::new();
@@ -60,20 +60,20 @@ fn assert_lines(finished: &Finished, expected: &[&str]) {
     assert_eq!(lines, expected, "stderr: {}", finished.stderr);
 }
 
+/// What the probe's `numpy` check prints.
+pub(crate) const NUMPY_EXPECTED: &[&str] = &[
+    "det 10.0",
+    "inv [[0.3, -0.1], [-0.2, 0.4]]",
+    "eig [2.0, 5.0]",
+    "fft [(10+0j), (-2+2j), (-2+0j), (-2-2j)]",
+    "random [89, 773, 654, 438]",
+    "matmul 49995000.0",
+    "virtual True True True",
+];
+
 #[test]
 fn numpy_linalg_fft_random() {
-    assert_lines(
-        &probe("numpy"),
-        &[
-            "det 10.0",
-            "inv [[0.3, -0.1], [-0.2, 0.4]]",
-            "eig [2.0, 5.0]",
-            "fft [(10+0j), (-2+2j), (-2+0j), (-2-2j)]",
-            "random [89, 773, 654, 438]",
-            "matmul 49995000.0",
-            "virtual True True True",
-        ],
-    );
+    assert_lines(&probe("numpy"), NUMPY_EXPECTED);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn pybind11_module() {
     assert_lines(&probe("pybind11"), &["pybind11 [0, 0, 1, 2, 2, 3]"]);
 }
 
-const STDLIB_EXPECTED: &[&str] = &[
+pub(crate) const STDLIB_EXPECTED: &[&str] = &[
     "ssl True True",
     "sqlite3 6",
     "ctypes 5 8",

@@ -162,6 +162,23 @@ def check_maps():
     print("memfds", [name for name in names if "openblas" in name or "_multiarray_umath" in name or "gfortran" in name])
 
 
+def check_nofile():
+    with open("/proc/self/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                print("nofile", *line.split()[3:5])
+
+
+def check_memfd_exec():
+    import os
+
+    try:
+        os.close(os.memfd_create("probe", os.MFD_CLOEXEC | 0x0010))  # MFD_EXEC
+        print("memfd_exec allowed")
+    except PermissionError:
+        print("memfd_exec refused")
+
+
 def check_fail():
     import orjson  # noqa: F401
 
