@@ -7,6 +7,7 @@ mod chroot;
 mod hostile;
 mod importer;
 mod isolation;
+mod load;
 mod native;
 mod packer;
 mod python_parity;

@@ -179,6 +179,65 @@ def check_memfd_exec():
         print("memfd_exec refused")
 
 
+def check_hwm():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                print("hwm", line.split()[1])
+
+
+MEMFD_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty")
+
+
+def memfd_smaps(_task=None):
+    """kB of each field, summed over this process's mappings of memory files."""
+    import numpy
+
+    numpy.linalg.inv(numpy.eye(3) * 2.0).sum()
+    totals = dict.fromkeys(MEMFD_FIELDS, 0)
+    in_memfd = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                in_memfd = "/memfd:" in line
+            elif in_memfd and first[:-1] in totals:
+                totals[first[:-1]] += int(line.split()[1])
+    return totals
+
+
+def fork_pool(parent_imports):
+    import json
+    import multiprocessing
+
+    if parent_imports:
+        import numpy
+
+        numpy.linalg.inv(numpy.eye(3) * 2.0)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(8) as pool:
+        results = pool.map(memfd_smaps, range(8), chunksize=1)
+        pids = set(pool.map(_pid, range(64), chunksize=1))
+    print("workers", len(pids) if len(pids) == 8 else sorted(pids))
+    print("smaps", json.dumps(results))
+
+
+def _pid(_task):
+    import os
+    import time
+
+    time.sleep(0.01)
+    return os.getpid()
+
+
+def check_forkpool():
+    fork_pool(parent_imports=True)
+
+
+def check_forkpool_late():
+    fork_pool(parent_imports=False)
+
+
 def check_fail():
     import orjson  # noqa: F401
 
