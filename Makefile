@@ -7,7 +7,7 @@ RELEASE := target/release
 PYFERRY := $(RELEASE)/pyferry
 DEMO_DIR := target/demo
 
-.PHONY: build demo test fuzz check fmt clippy check-freebsd bench clean
+.PHONY: build demo test fuzz check fmt clippy check-freebsd bench bench-scale clean
 
 ## build: target/release/pyferry and the runtime it finds next to itself
 build:
@@ -60,6 +60,12 @@ check: fmt clippy check-freebsd test
 ## Options, e.g.: make bench BENCH_ARGS="--quick --apps numpy --tools pyferry,pex"
 bench: build
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+## bench-scale: start-up of print('hi') with and without 500 MB of unused packages (paired
+## runs; target 1.10x), and pyferry pack's wall time and peak RSS on that tree (bench/scale.py;
+## not part of test). Options, e.g.: make bench-scale SCALE_ARGS="--pairs 101"
+bench-scale: build
+	$(PYTHON) bench/scale.py $(SCALE_ARGS)
 
 clean:
 	$(CARGO) clean
