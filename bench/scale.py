@@ -237,16 +237,16 @@ def main():
         load = float("nan")
     print(f"scale: print('hi') with and without {big_size / 1e6:.0f} MB of unused packages "
           f"(nproc {os.cpu_count()}, load average {load:.2f})")
-    print(f"| measure | alone | with unused packages |")
-    print(f"| --- | ---: | ---: |")
+    print("| measure | alone | with unused packages |")
+    print("| --- | ---: | ---: |")
     print(f"| tree size | {tree_size(small_tree)} bytes | {big_size / 1e6:.0f} MB |")
     print(f"| executable size | {small_exe.stat().st_size / 1e6:.1f} MB | {big_exe.stat().st_size / 1e6:.1f} MB |")
     print(f"| entries | {entries[small_exe]} | {entries[big_exe]} |")
     print(f"| `pyferry pack` wall time | {small_pack[0]:.1f} s | {big_pack[0]:.1f} s |")
     print(f"| `pyferry pack` peak RSS | {small_pack[1]:.0f} MiB | {big_pack[1]:.0f} MiB |")
     print(f"| start-up, median of {args.pairs} paired runs | {statistics.median(small_times):.2f} ms | {statistics.median(big_times):.2f} ms |")
-    fmt = lambda span: "n/a" if span is None else f"{span:.2f} ms"
-    print(f"| launcher's `open_archive` span, median of 7 | {fmt(spans[small_exe])} | {fmt(spans[big_exe])} |")
+    shown = {exe: "n/a" if span is None else f"{span:.2f} ms" for exe, span in spans.items()}
+    print(f"| launcher's `open_archive` span, median of 7 | {shown[small_exe]} | {shown[big_exe]} |")
     print(f"target: with unused packages <= {TARGET:.2f}x alone (median of per-pair ratios): "
           f"{ratio:.3f}x -- {verdict}")
 
