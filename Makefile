@@ -29,12 +29,12 @@ test: build
 	$(CARGO) test --workspace --locked
 
 ## fuzz: damaged and foreign files with a new seed: 100,000 in-process cases of the payload
-## reader and 3,000 damaged executables run as subprocesses, every region boundary (release
+## reader and 10,000 damaged executables run as subprocesses, every region boundary (release
 ## build; a few minutes). Reproduce a failure with the seed and case it prints:
 ## PYFERRY_FUZZ_SEED=S PYFERRY_FUZZ_ONLY=N make fuzz
 FUZZ_SEED ?= $(shell date +%s)
 fuzz: build
-	PYFERRY_FUZZ_SEED=$${PYFERRY_FUZZ_SEED:-$(FUZZ_SEED)} PYFERRY_FUZZ_CASES=100000 PYFERRY_FUZZ_RUNS=3000 \
+	PYFERRY_FUZZ_SEED=$${PYFERRY_FUZZ_SEED:-$(FUZZ_SEED)} PYFERRY_FUZZ_CASES=100000 PYFERRY_FUZZ_RUNS=10000 \
 		PYFERRY_FUZZ_BOUNDARIES=all $(CARGO) test --release --locked -p pyferry-tests --test fuzz -- --nocapture
 
 fmt:

@@ -185,7 +185,28 @@ pub fn data_range(
     }
     let name_len = usize::from(u16_at(bytes, header + 26).ok_or("truncated local header")?);
     let extra_len = usize::from(u16_at(bytes, header + 28).ok_or("truncated local header")?);
-    let start = header + LOCAL_HEADER_LEN + name_len + extra_len;
+    // The local header must describe the same entry as the central one (as Python's `zipfile`
+    // checks the name): a damaged offset that lands on another entry's header would otherwise
+    // hand out the wrong bytes, e.g. the first part of another shared library, which the
+    // dynamic loader maps past its end (SIGBUS).
+    let name_start = header + LOCAL_HEADER_LEN;
+    if bytes.get(name_start..name_start + name_len) != Some(entry.name.as_bytes()) {
+        return Err("its local header names another entry".into());
+    }
+    if u16_at(bytes, header + 8) != Some(entry.method) {
+        return Err("its local header has another compression method".into());
+    }
+    // Sizes are in the local header unless a data descriptor follows the data (flag bit 3) or
+    // they are in a zip64 extra field (0xffffffff).
+    let flags = u16_at(bytes, header + 6).ok_or("truncated local header")?;
+    let local_compressed = u32_at(bytes, header + 18).ok_or("truncated local header")?;
+    if flags & 0x0008 == 0
+        && local_compressed != 0xffff_ffff
+        && u64::from(local_compressed) != entry.compressed_size
+    {
+        return Err("its local header has another compressed size".into());
+    }
+    let start = name_start + name_len + extra_len;
     let end = (start as u64)
         .checked_add(entry.compressed_size)
         .filter(|end| *end <= directory_start)

@@ -590,3 +590,25 @@ fn manifest_text_cannot_split_the_error_line() {
         "`python_version` is \"3.12\\npyferry: error: a forged",
     );
 }
+
+#[test]
+fn an_offset_moved_onto_another_library_is_refused_not_loaded() {
+    // `_lzma`'s central header pointed at the local header of libcrypto (4.7 MB): read with
+    // `_lzma`'s size, its first 45 KB are a valid ELF header whose segments run past the end,
+    // which the dynamic loader maps and touches (SIGBUS), unless the reader sees that the local
+    // header names another entry.
+    let app = fixtures::hello();
+    let layout = Layout::of(&app.bytes);
+    let lzma = layout
+        .centrals
+        .iter()
+        .position(|central| central.name == "_lzma.cpython-311-x86_64-linux-gnu.so")
+        .expect("_lzma");
+    let crypto = layout
+        .local(".pyferry/libs/libcrypto.so.3")
+        .expect("libcrypto");
+    let mut bytes = app.bytes.clone();
+    let field = layout.centrals[lzma].start + 42;
+    bytes[field..field + 4].copy_from_slice(&(crypto.header as u32).to_le_bytes());
+    assert_raised(&bytes, "its local header names another entry");
+}
