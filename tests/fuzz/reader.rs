@@ -411,7 +411,10 @@ fn zip_bombs_are_refused_without_inflating_them() {
         Some(&b"X = 1\n"[..])
     );
     let message = read_error(&overlap.bytes, "overlap/9999.py");
-    assert!(message.contains("its local header names another entry"), "{message}");
+    assert!(
+        message.contains("its local header names another entry"),
+        "{message}"
+    );
     assert!(exercise(&overlap.bytes).is_ok());
 }
 
