@@ -83,6 +83,20 @@ impl Registry {
         }
     }
 
+    /// Forgets the slots among `names` that this process left `Preparing` (a prefetch thread
+    /// that stopped abnormally), so that importers do the work themselves.
+    fn release_preparing(&self, names: &[String]) {
+        let pid = std::process::id();
+        let mut slots = self.lock();
+        for name in names {
+            if matches!(slots.get(name), Some(Slot::Preparing { pid: owner }) if *owner == pid) {
+                slots.remove(name);
+            }
+        }
+        drop(slots);
+        self.changed.notify_all();
+    }
+
     /// Records the outcome of work claimed with [`Registry::claim`]: `None` forgets the slot so
     /// that the next attempt starts over (and reports the error itself).
     fn finish(&self, name: &str, slot: Option<Slot>) {
@@ -262,18 +276,35 @@ pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
     let spawned = std::thread::Builder::new()
         .name("pyferry-prefetch".to_string())
         .spawn(move || {
-            for (library, needed_by) in &libraries {
-                if let Err(error) = load_library(context, library, needed_by, CopyThreads::One) {
-                    tracing::debug!(%error, "prefetch failed; the import will retry and report");
-                    return;
-                }
-            }
-            for user in &users {
-                let _ = memory_path(context, user, CopyThreads::One);
+            // Whatever happens, a slot this thread claimed must not stay `Preparing`: the
+            // importing thread would wait for it forever.
+            let claimed: Vec<String> = libraries
+                .iter()
+                .map(|(library, _)| library.clone())
+                .chain(users.iter().cloned())
+                .collect();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                prefetch(context, &libraries, &users)
+            }));
+            if outcome.is_err() {
+                REGISTRY.release_preparing(&claimed);
             }
         });
     if let Err(error) = spawned {
         tracing::debug!(%error, "no prefetch thread");
+    }
+}
+
+/// The prefetch thread's work: libraries (loaded), then extension modules (in memory).
+fn prefetch(context: &'static ArchiveContext, libraries: &[(String, String)], users: &[String]) {
+    for (library, needed_by) in libraries {
+        if let Err(error) = load_library(context, library, needed_by, CopyThreads::One) {
+            tracing::debug!(%error, "prefetch failed; the import will retry and report");
+            return;
+        }
+    }
+    for user in users {
+        let _ = memory_path(context, user, CopyThreads::One);
     }
 }
 
@@ -327,10 +358,12 @@ impl ExtensionLoader {
             .import("_frozen_importlib")?
             .getattr("ModuleSpec")?
             .call((&name, slf), Some(&kwargs))?;
+        // `dlopen`'s errors name the memory file: name the archive entry instead.
         let module = py
             .import("_imp")?
             .getattr("create_dynamic")?
-            .call1((memory_spec,))?;
+            .call1((memory_spec,))
+            .map_err(|error| fail(error.value(py).to_string().replace(&fd_path, &origin)))?;
         // Single-phase modules get `__file__` from the path they were loaded from.
         if module.hasattr("__file__")? {
             module.setattr("__file__", &origin)?;

@@ -126,6 +126,15 @@ fn destination(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }
 
+/// Whether an archive name stays below the directory it is extracted into: plain components
+/// only, no `..`, `.`, empty or absolute parts.
+fn stays_inside(name: &str) -> bool {
+    !name.starts_with('/')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 fn write_package(
     context: &ArchiveContext,
     files: &[&str],
@@ -134,6 +143,12 @@ fn write_package(
 ) -> Result<(), String> {
     let io =
         |path: &Path, error: std::io::Error| format!("cannot write `{}`: {error}", path.display());
+    if let Some(name) = files.iter().find(|name| !stays_inside(name)) {
+        return Err(format!(
+            "entry `{}` would be written outside the cache; the application is damaged",
+            name.escape_debug()
+        ));
+    }
     for name in files {
         let data = context
             .archive
@@ -219,6 +234,25 @@ pub fn materialize(context: &ArchiveContext, package: &str) -> Result<PathBuf, S
                 "cannot move the extracted package into `{}`: {error}",
                 target.display()
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stays_inside;
+
+    #[test]
+    fn traversal_names_never_leave_the_cache() {
+        assert!(stays_inside("pkg/data/file.txt"));
+        for name in [
+            "pkg/../../etc/passwd",
+            "pkg/./x",
+            "/abs",
+            "pkg//x",
+            "pkg/..",
+        ] {
+            assert!(!stays_inside(name), "{name}");
         }
     }
 }

@@ -101,6 +101,21 @@ fn chosen_entry_point<'a>(
     Ok(&manifest.entry_point)
 }
 
+/// Standard error for the launcher's own log lines, ignoring write failures: a closed or full
+/// stderr must not turn diagnostics into a panic (tracing's writer would).
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn init_logging() {
     let Some(filter) = environment::log_filter() else {
         return;
@@ -109,7 +124,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,11 +1,10 @@
 //! The entry index: every name in the zip, searchable by exact name and by directory.
 //!
-//! Built once from the central directory. Lookups by name are a hash probe; directory questions
-//! ("does `pkg/sub/` exist?", "what is directly inside `pkg/`?") are answered from the sorted
-//! name list with a binary search, so zips without explicit directory entries (the usual case)
-//! still have directories.
-
-use std::collections::HashMap;
+//! Built once from the central directory, as one sorted list: lookups by name and directory
+//! questions ("does `pkg/sub/` exist?", "what is directly inside `pkg/`?") are binary searches,
+//! so zips without explicit directory entries (the usual case) still have directories. pyferry
+//! writes its entries sorted, so building the index is a single pass with no sort and no hash
+//! table: start-up stays flat when an application carries many modules it does not import.
 
 /// Whether a name is a file or a directory of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,26 +17,28 @@ pub enum EntryKind {
 /// central directory.
 #[derive(Debug, Default)]
 pub struct EntryIndex<'a> {
-    positions: HashMap<&'a str, usize>,
-    /// File names, sorted bytewise; directory entries (`name/`) are left out.
+    /// File names, sorted bytewise, each once; directory entries (`name/`) are left out.
     sorted: Vec<&'a str>,
+    /// Central-directory position of each name of `sorted`, at the same index.
+    positions: Vec<usize>,
 }
 
 impl<'a> EntryIndex<'a> {
     /// Builds the index from `(name, position)` pairs. Directory entries (ending in `/`) are
     /// dropped: directories are derived from file names. A later duplicate name keeps the first.
     pub fn new(names: impl IntoIterator<Item = (&'a str, usize)>) -> EntryIndex<'a> {
-        let names = names.into_iter();
-        let mut positions = HashMap::with_capacity(names.size_hint().0);
-        for (name, position) in names {
-            if name.ends_with('/') || name.is_empty() {
-                continue;
-            }
-            positions.entry(name).or_insert(position);
+        let mut entries: Vec<(&'a str, usize)> = names
+            .into_iter()
+            .filter(|(name, _)| !name.ends_with('/') && !name.is_empty())
+            .collect();
+        let sorted_and_unique = entries.windows(2).all(|pair| pair[0].0 < pair[1].0);
+        if !sorted_and_unique {
+            // A stable sort keeps the first of duplicate names first.
+            entries.sort_by(|left, right| left.0.cmp(right.0));
+            entries.dedup_by(|later, earlier| later.0 == earlier.0);
         }
-        let mut sorted: Vec<&'a str> = positions.keys().copied().collect();
-        sorted.sort_unstable();
-        EntryIndex { positions, sorted }
+        let (sorted, positions) = entries.into_iter().unzip();
+        EntryIndex { sorted, positions }
     }
 
     /// Number of files.
@@ -51,7 +52,10 @@ impl<'a> EntryIndex<'a> {
 
     /// The central-directory position of the file `name`.
     pub fn position(&self, name: &str) -> Option<usize> {
-        self.positions.get(name).copied()
+        self.sorted
+            .binary_search(&name)
+            .ok()
+            .map(|index| self.positions[index])
     }
 
     /// Whether `path` (no trailing slash; `""` is the root) is a file, a directory, or absent.
@@ -59,7 +63,7 @@ impl<'a> EntryIndex<'a> {
         if path.is_empty() {
             return Some(EntryKind::Directory);
         }
-        if self.positions.contains_key(path) {
+        if self.sorted.binary_search(&path).is_ok() {
             return Some(EntryKind::File);
         }
         let prefix = format!("{path}/");

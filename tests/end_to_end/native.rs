@@ -446,3 +446,16 @@ fn extension_linked_to_libpython_is_refused() {
     assert!(last.starts_with("pyferry: error: `pkg/ext.cpython-311-x86_64-linux-gnu.so` is linked against `libpython3.11.so.1.0`"), "{}", finished.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn logging_into_a_closed_stderr_neither_panics_nor_hangs() {
+    // Regression: tracing's writer panicked on a failed write, and a prefetch thread dying
+    // mid-task left the importing thread waiting forever.
+    let script = format!(
+        "PYFERRY_LOG=debug PYFERRY_MEMFD=memfd {} numpy 2>&1 >/dev/null | head -c 200 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        natives_app().display()
+    );
+    let finished = run(Command::new("timeout").args(["60", "bash", "-c", &script]));
+    assert_eq!(finished.code, Some(0), "timed out: {finished:#?}");
+    assert_eq!(finished.stdout.trim(), "0", "{finished:#?}");
+}

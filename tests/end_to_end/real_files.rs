@@ -187,3 +187,37 @@ fn tmp_noexec_does_not_matter() {
     assert_eq!(finished.code, Some(0), "{finished:#?}");
     assert_eq!(finished.stdout, EXPECTED);
 }
+
+#[test]
+fn extraction_refuses_entries_that_climb_out_of_the_cache() {
+    let scratch = Scratch::new();
+    let exe = scratch.packed_app(
+        &[
+            ("__main__.py", "import pkg\nprint('imported')\n"),
+            ("pkg/__init__.py", ""),
+            ("pkg/data.txt", "x"),
+        ],
+        &["--extract", "pkg"],
+    );
+    // Append a hostile entry the way an attacker with write access to the file would.
+    let escaped = scratch.path("ESCAPED.txt");
+    let name = format!("pkg/../../../../../../..{}", escaped.display());
+    let append = format!("import zipfile\nwith zipfile.ZipFile({:?}, 'a') as z:\n    z.writestr({name:?}, 'owned')\n", exe.display().to_string());
+    run(
+        Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .args(["-c", &append]),
+    )
+    .success();
+    let cache = scratch.path("cache");
+    private_dir(&cache);
+    let finished = run(Command::new(&exe).env("PYFERRY_CACHE_DIR", &cache));
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    assert!(
+        finished
+            .stderr
+            .contains("would be written outside the cache"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!escaped.exists(), "an entry was written outside the cache");
+}
