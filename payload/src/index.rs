@@ -31,8 +31,21 @@ impl<'a> EntryIndex<'a> {
             .into_iter()
             .filter(|(name, _)| !name.ends_with('/') && !name.is_empty())
             .collect();
-        let sorted_and_unique = entries.windows(2).all(|pair| pair[0].0 < pair[1].0);
-        if !sorted_and_unique {
+        // pyferry's archives are sorted except for the few entries written last (manifest,
+        // record): keep the sorted prefix and insert the rest, instead of sorting everything.
+        let sorted_prefix = entries
+            .windows(2)
+            .position(|pair| pair[0].0 >= pair[1].0)
+            .map_or(entries.len(), |position| position + 1);
+        if entries.len() - sorted_prefix <= 64 {
+            let tail = entries.split_off(sorted_prefix);
+            for entry in tail {
+                match entries.binary_search_by(|probe| probe.0.cmp(entry.0)) {
+                    Ok(_) => {} // a duplicate name: the first one stays
+                    Err(at) => entries.insert(at, entry),
+                }
+            }
+        } else {
             // A stable sort keeps the first of duplicate names first.
             entries.sort_by(|left, right| left.0.cmp(right.0));
             entries.dedup_by(|later, earlier| later.0 == earlier.0);
@@ -145,6 +158,30 @@ mod tests {
             vec![("x.py", EntryKind::File), ("y", EntryKind::Directory)]
         );
         assert!(index.children("b").is_empty());
+    }
+
+    #[test]
+    fn unsorted_tails_and_unsorted_archives_give_the_same_index() {
+        let names = [
+            "b/x.py",
+            "c.py",
+            "d/y.py",
+            ".pyferry/manifest.json",
+            "a.py",
+            "c.py",
+        ];
+        let index = EntryIndex::new(names.iter().copied().zip(0..));
+        assert_eq!(
+            index.names().collect::<Vec<_>>(),
+            vec![".pyferry/manifest.json", "a.py", "b/x.py", "c.py", "d/y.py"]
+        );
+        assert_eq!(index.position("c.py"), Some(1), "the first duplicate wins");
+        let mut many: Vec<String> = (0..200).map(|n| format!("m{:03}.py", 199 - n)).collect();
+        many.push("m050.py".to_string());
+        let index = EntryIndex::new(many.iter().map(String::as_str).zip(0..));
+        assert_eq!(index.len(), 200);
+        assert_eq!(index.position("m050.py"), Some(149));
+        assert_eq!(index.names().next(), Some("m000.py"));
     }
 
     #[test]
