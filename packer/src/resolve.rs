@@ -86,18 +86,7 @@ fn compile_with_uv(
         .arg(format!("x86_64-manylinux_2_{}", target::GLIBC_FLOOR.1))
         .arg(&input)
         .env("UV_NO_PROGRESS", "1");
-    if let Some(url) = &options.index_url {
-        command.args(["--index-url", url]);
-    }
-    for dir in &options.find_links {
-        command.arg("--find-links").arg(dir);
-    }
-    if options.no_index {
-        command.arg("--no-index");
-    }
-    if options.no_deps {
-        command.arg("--no-deps");
-    }
+    options.add_to(&mut command);
     tracing::debug!(?command, "resolving with uv");
     let output = command
         .output()
@@ -133,6 +122,24 @@ pub struct IndexOptions {
     pub find_links: Vec<PathBuf>,
     pub no_index: bool,
     pub no_deps: bool,
+}
+
+impl IndexOptions {
+    /// The options as uv and pip both spell them.
+    fn add_to(&self, command: &mut Command) {
+        if let Some(url) = &self.index_url {
+            command.args(["--index-url", url]);
+        }
+        for dir in &self.find_links {
+            command.arg("--find-links").arg(dir);
+        }
+        if self.no_index {
+            command.arg("--no-index");
+        }
+        if self.no_deps {
+            command.arg("--no-deps");
+        }
+    }
 }
 
 fn pip_python() -> String {
@@ -220,18 +227,7 @@ fn pip_download(
         .args(target_arguments())
         .arg("--dest")
         .arg(destination);
-    if let Some(url) = &options.index_url {
-        command.args(["--index-url", url]);
-    }
-    for dir in &options.find_links {
-        command.arg("--find-links").arg(dir);
-    }
-    if options.no_index {
-        command.arg("--no-index");
-    }
-    if options.no_deps {
-        command.arg("--no-deps");
-    }
+    options.add_to(&mut command);
     command.args(arguments);
     tracing::debug!(?command, "resolving with pip");
     let output = command.output().with_context(|| {
