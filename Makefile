@@ -60,6 +60,7 @@ check: fmt clippy check-freebsd test
 ## Options, e.g.: make bench BENCH_ARGS="--quick --apps numpy --tools pyferry,pex"
 bench: build
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+	$(PYTHON) bench/packtime.py
 
 ## bench-scale: start-up of print('hi') with and without 500 MB of unused packages (paired
 ## runs; target 1.10x), and pyferry pack's wall time and peak RSS on that tree (bench/scale.py;
