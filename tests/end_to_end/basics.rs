@@ -220,7 +220,8 @@ fn ctrl_c_raises_keyboard_interrupt_in_a_sleeping_app() {
     let app = scratch.packed_app(
         &[(
             "__main__.py",
-            "import sys, time\nprint('ready', flush=True)\ntry:\n    time.sleep(30)\nfinally:\n    print('finally ran', flush=True)\n",
+            // `ready` is printed inside the `try`, so the interrupt cannot land before it.
+            "import sys, time\ntry:\n    print('ready', flush=True)\n    time.sleep(30)\nfinally:\n    print('finally ran', flush=True)\n",
         )],
         &[],
     );
