@@ -354,10 +354,7 @@ impl ExtensionLoader {
         // the memory file.
         let kwargs = PyDict::new(py);
         kwargs.set_item("origin", &fd_path)?;
-        let memory_spec = py
-            .import("_frozen_importlib")?
-            .getattr("ModuleSpec")?
-            .call((&name, slf), Some(&kwargs))?;
+        let memory_spec = crate::finder::module_spec_type(py)?.call((&name, slf), Some(&kwargs))?;
         // `dlopen`'s errors name the memory file: name the archive entry instead.
         let module = py
             .import("_imp")?

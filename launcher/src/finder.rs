@@ -44,6 +44,21 @@ pub fn import_error(py: Python<'_>, message: String, name: &str, path: &str) -> 
     build().unwrap_or_else(|error| error)
 }
 
+/// `importlib.machinery.ModuleSpec` (from the frozen bootstrap, available before main
+/// initialization), looked up once.
+pub fn module_spec_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    MODULE_SPEC
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("_frozen_importlib")?
+                    .getattr("ModuleSpec")?
+                    .cast_into::<PyType>()?
+                    .unbind(),
+            )
+        })
+        .map(|module_spec| module_spec.bind(py).clone())
+}
+
 fn cached<'py>(
     py: Python<'py>,
     cell: &'static PyOnceLock<Py<PyAny>>,
@@ -140,14 +155,7 @@ impl ArchiveImporter {
         let py = slf.py();
         let this = slf.get();
         let context = this.context;
-        let module_spec = MODULE_SPEC.get_or_try_init(py, || {
-            Ok::<_, PyErr>(
-                py.import("_frozen_importlib")?
-                    .getattr("ModuleSpec")?
-                    .cast_into::<PyType>()?
-                    .unbind(),
-            )
-        })?;
+        let module_spec = module_spec_type(py)?;
         let Some(origin) = found.origin() else {
             return Ok(None);
         };
@@ -160,9 +168,7 @@ impl ArchiveImporter {
         let kwargs = PyDict::new(py);
         kwargs.set_item("origin", context.virtual_path(&origin))?;
         kwargs.set_item("is_package", found.package_dir().is_some())?;
-        let spec = module_spec
-            .bind(py)
-            .call((fullname, loader), Some(&kwargs))?;
+        let spec = module_spec.call((fullname, loader), Some(&kwargs))?;
         spec.setattr("has_location", true)?;
         if let Some(dir) = found.package_dir() {
             spec.setattr(
@@ -469,16 +475,7 @@ impl ArchivePathFinder {
             Some(FoundModule::Namespace { dir }) => {
                 // A namespace portion: no loader, one search location; `PathFinder` combines the
                 // portions into a `_NamespacePath`.
-                let module_spec = MODULE_SPEC
-                    .get_or_try_init(py, || {
-                        Ok::<_, PyErr>(
-                            py.import("_frozen_importlib")?
-                                .getattr("ModuleSpec")?
-                                .cast_into::<PyType>()?
-                                .unbind(),
-                        )
-                    })?
-                    .bind(py);
+                let module_spec = module_spec_type(py)?;
                 let spec = module_spec.call1((fullname, py.None()))?;
                 let context = importer.get().context();
                 spec.setattr(
