@@ -143,8 +143,8 @@ pub fn iter_modules(index: &EntryIndex, dir: &str) -> Vec<(String, bool)> {
 mod tests {
     use super::*;
 
-    fn index<'a>(names: &[&'a str]) -> EntryIndex<'a> {
-        EntryIndex::new(names.iter().copied().zip(0..))
+    fn index(names: &[&str]) -> EntryIndex<'static> {
+        EntryIndex::from_names(names.iter().copied())
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::central_directory::{self, CentralDirectory, Entry};
-use crate::index::EntryIndex;
+use crate::central_directory::{self, Bounds, Entry};
+use crate::index::{EntryIndex, NameSpan};
 use crate::manifest::{Manifest, ManifestError, MANIFEST_PATH};
 
 /// The most a single entry may inflate to. Guards against a zip bomb in a damaged file; the
@@ -56,7 +56,7 @@ pub type EntryData<'a> = Cow<'a, [u8]>;
 /// A parsed payload over the bytes of the whole file.
 pub struct Archive<'a> {
     bytes: &'a [u8],
-    directory: CentralDirectory<'a>,
+    bounds: Bounds,
     index: EntryIndex<'a>,
     manifest: Manifest,
 }
@@ -74,17 +74,11 @@ impl<'a> Archive<'a> {
                 _ => ArchiveError::NoPayload,
             });
         }
-        let directory = central_directory::read(bytes).map_err(ArchiveError::Corrupt)?;
-        let index = EntryIndex::new(
-            directory
-                .entries
-                .iter()
-                .enumerate()
-                .map(|(position, entry)| (entry.name, position)),
-        );
+        let bounds = central_directory::locate(bytes).map_err(ArchiveError::Corrupt)?;
+        let index = index_names(bytes, &bounds)?;
         let mut archive = Archive {
             bytes,
-            directory,
+            bounds,
             index,
             manifest: Manifest::default(),
         };
@@ -121,54 +115,100 @@ impl<'a> Archive<'a> {
     }
 
     /// Offset in the file where the zip starts: the size of the executable in front of it
-    /// (the first local header, or the central directory of an empty zip).
+    /// (the first local header, or the central directory of an empty zip). Reads every central
+    /// header: for tools, not for start-up.
     pub fn payload_start(&self) -> u64 {
-        self.directory
-            .entries
-            .iter()
-            .map(|entry| entry.header_offset)
-            .min()
-            .unwrap_or(self.directory.start)
+        let mut start = self.bounds.start;
+        let mut at = self.bounds.start as usize;
+        for _ in 0..self.bounds.count {
+            let Ok((entry, next)) = central_directory::parse_header(self.bytes, &self.bounds, at)
+            else {
+                break;
+            };
+            start = start.min(entry.header_offset);
+            at = next;
+        }
+        start
     }
 
-    fn entry(&self, name: &str) -> Option<&Entry<'a>> {
-        self.directory.entries.get(self.index.position(name)?)
+    /// The central-directory entry of file `name`, parsed and checked now.
+    fn entry(&self, name: &str) -> Result<Option<Entry<'a>>, ArchiveError> {
+        let Some(name_at) = self.index.position(name) else {
+            return Ok(None);
+        };
+        let header = self.bounds.start as usize + name_at as usize - CENTRAL_HEADER_LEN;
+        central_directory::parse_header(self.bytes, &self.bounds, header)
+            .map(|(entry, _)| Some(entry))
+            .map_err(|reason| ArchiveError::Entry {
+                name: name.to_string(),
+                reason,
+            })
     }
 
     /// The contents of file `name`, or `None` when there is no such file.
     pub fn read(&self, name: &str) -> Result<Option<EntryData<'a>>, ArchiveError> {
-        let Some(entry) = self.entry(name) else {
+        let Some(entry) = self.entry(name)? else {
             return Ok(None);
         };
         let entry_error = |reason: String| ArchiveError::Entry {
             name: name.to_string(),
             reason,
         };
-        let range = central_directory::data_range(self.bytes, entry, self.directory.start)
+        let range = central_directory::data_range(self.bytes, &entry, self.bounds.start)
             .map_err(entry_error)?;
         let bytes: &'a [u8] = self.bytes;
         if entry.method == central_directory::STORED && entry.compressed_size == entry.size {
             return Ok(Some(Cow::Borrowed(&bytes[range])));
         }
-        central_directory::inflate(entry, &bytes[range], MAX_ENTRY_SIZE)
+        central_directory::inflate(&entry, &bytes[range], MAX_ENTRY_SIZE)
             .map(|contents| Some(Cow::Owned(contents)))
             .map_err(entry_error)
     }
 
     /// Where the bytes of a stored (uncompressed) file lie in the file, for zero-copy use.
-    /// `None` when the file is absent or compressed.
+    /// `None` when the file is absent, compressed or damaged.
     pub fn stored_range(&self, name: &str) -> Option<Range<usize>> {
-        let entry = self.entry(name)?;
+        let entry = self.entry(name).ok()??;
         if entry.method != central_directory::STORED || entry.compressed_size != entry.size {
             return None;
         }
-        central_directory::data_range(self.bytes, entry, self.directory.start).ok()
+        central_directory::data_range(self.bytes, &entry, self.bounds.start).ok()
     }
 
     /// The uncompressed size of file `name`.
     pub fn size(&self, name: &str) -> Option<u64> {
-        self.entry(name).map(|entry| entry.size)
+        self.entry(name).ok()?.map(|entry| entry.size)
     }
+}
+
+/// Length of a central header before its name.
+const CENTRAL_HEADER_LEN: usize = 46;
+
+/// One quick pass over the central directory: where each name is, nothing copied. Only the
+/// headers' signatures and lengths are checked here; the rest of a header is checked when its
+/// entry is used.
+fn index_names<'a>(bytes: &'a [u8], bounds: &Bounds) -> Result<EntryIndex<'a>, ArchiveError> {
+    let start = bounds.start as usize;
+    let directory = &bytes[start..bounds.end as usize];
+    if u32::try_from(directory.len()).is_err() {
+        return Err(ArchiveError::Corrupt(format!(
+            "a {}-byte central directory is larger than the 4 GiB supported",
+            directory.len()
+        )));
+    }
+    let mut spans = Vec::with_capacity(bounds.count as usize);
+    let mut at = start;
+    for position in 0..bounds.count {
+        let (name, next) = central_directory::header_name(bytes, bounds, at).map_err(|error| {
+            ArchiveError::Corrupt(format!("central directory entry {position}: {error}"))
+        })?;
+        spans.push(NameSpan {
+            at: (at + CENTRAL_HEADER_LEN - start) as u32,
+            len: name.len() as u16,
+        });
+        at = next;
+    }
+    Ok(EntryIndex::new(Cow::Borrowed(directory), spans))
 }
 
 /// Refuses manifest values that the launcher prints in its messages and that a damaged or

@@ -40,6 +40,21 @@ pub struct CentralDirectory<'a> {
     pub start: u64,
 }
 
+/// Where the central directory lies in the file, as the end records say, checked against the
+/// file's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Absolute offset of the first central header.
+    pub start: u64,
+    /// Absolute offset just past the last central header (where the end records begin).
+    pub end: u64,
+    /// Number of central headers the end record announces.
+    pub count: u64,
+    /// What to add to a recorded offset to make it absolute: 0, or the size of what was
+    /// prepended to the zip after it was written.
+    shift: u64,
+}
+
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
@@ -64,8 +79,9 @@ pub fn find_end_record(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// Parses the central directory of the zip at the end of `bytes`. The error says what is wrong.
-pub fn read(bytes: &[u8]) -> Result<CentralDirectory<'_>, String> {
+/// Reads the end records (and the zip64 ones when present) of the zip at the end of `bytes`.
+/// The error says what is wrong.
+pub fn locate(bytes: &[u8]) -> Result<Bounds, String> {
     let end = find_end_record(bytes).ok_or("no end of central directory record")?;
     let disk = u16_at(bytes, end + 4).unwrap_or(1);
     let directory_disk = u16_at(bytes, end + 6).unwrap_or(1);
@@ -109,68 +125,107 @@ pub fn read(bytes: &[u8]) -> Result<CentralDirectory<'_>, String> {
             "{count} entries cannot fit in a {size}-byte central directory"
         ));
     }
-    let mut entries = Vec::with_capacity(count as usize);
-    let mut at = start as usize;
-    let directory_end = directory_end as usize;
-    for index in 0..count {
-        let bad = |what: &str| format!("central directory entry {index}: {what}");
-        if at + CENTRAL_HEADER_LEN > directory_end || u32_at(bytes, at) != Some(CENTRAL_SIGNATURE) {
-            return Err(bad("bad header signature"));
-        }
-        let method = u16_at(bytes, at + 10).ok_or_else(|| bad("truncated"))?;
-        let crc32 = u32_at(bytes, at + 16).ok_or_else(|| bad("truncated"))?;
-        let mut compressed_size =
-            u64::from(u32_at(bytes, at + 20).ok_or_else(|| bad("truncated"))?);
-        let mut uncompressed = u64::from(u32_at(bytes, at + 24).ok_or_else(|| bad("truncated"))?);
-        let name_len = usize::from(u16_at(bytes, at + 28).ok_or_else(|| bad("truncated"))?);
-        let extra_len = usize::from(u16_at(bytes, at + 30).ok_or_else(|| bad("truncated"))?);
-        let comment_len = usize::from(u16_at(bytes, at + 32).ok_or_else(|| bad("truncated"))?);
-        let mut header_offset = u64::from(u32_at(bytes, at + 42).ok_or_else(|| bad("truncated"))?);
-        let name_start = at + CENTRAL_HEADER_LEN;
-        let extra_start = name_start + name_len;
-        let next = extra_start + extra_len + comment_len;
-        if next > directory_end {
-            return Err(bad("runs past the end of the central directory"));
-        }
-        let name = std::str::from_utf8(&bytes[name_start..extra_start])
-            .map_err(|_| bad("the name is not UTF-8"))?;
-        // zip64: the extra field holds, in this order, each value whose 32-bit field is full.
-        let mut extra = &bytes[extra_start..extra_start + extra_len];
-        while extra.len() >= 4 {
-            let id = u16_at(extra, 0).unwrap_or(0);
-            let len = usize::from(u16_at(extra, 2).unwrap_or(0));
-            let body = extra
-                .get(4..4 + len)
-                .ok_or_else(|| bad("truncated extra field"))?;
-            if id == 0x0001 {
-                let mut values = body
-                    .chunks_exact(8)
-                    .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
-                for field in [&mut uncompressed, &mut compressed_size, &mut header_offset] {
-                    if *field == 0xffff_ffff {
-                        *field = values
-                            .next()
-                            .ok_or_else(|| bad("truncated zip64 extra field"))?;
-                    }
+    Ok(Bounds {
+        start,
+        end: directory_end,
+        count,
+        shift,
+    })
+}
+
+/// The name of the central header at absolute offset `at` and the offset of the next header,
+/// checking only what walking the directory needs: the signature, and that the header with its
+/// name, extra field and comment ends inside the directory. (The quick pass over every header
+/// at start-up; [`parse_header`] reads and checks the rest when the entry is used.)
+pub fn header_name<'a>(
+    bytes: &'a [u8],
+    bounds: &Bounds,
+    at: usize,
+) -> Result<(&'a [u8], usize), &'static str> {
+    let end = bounds.end as usize;
+    let fixed = bytes
+        .get(at..at + CENTRAL_HEADER_LEN)
+        .filter(|_| at + CENTRAL_HEADER_LEN <= end)
+        .ok_or("bad header signature")?;
+    if fixed[..4] != CENTRAL_SIGNATURE.to_le_bytes() {
+        return Err("bad header signature");
+    }
+    let field = |offset: usize| usize::from(u16::from_le_bytes([fixed[offset], fixed[offset + 1]]));
+    let name_len = field(28);
+    let name_start = at + CENTRAL_HEADER_LEN;
+    let next = name_start + name_len + field(30) + field(32);
+    if next > end {
+        return Err("runs past the end of the central directory");
+    }
+    Ok((&bytes[name_start..name_start + name_len], next))
+}
+
+/// Parses the central header at absolute offset `at` into an [`Entry`], with every field
+/// checked, and returns it with the offset of the next header.
+pub fn parse_header<'a>(
+    bytes: &'a [u8],
+    bounds: &Bounds,
+    at: usize,
+) -> Result<(Entry<'a>, usize), String> {
+    let (name, next) = header_name(bytes, bounds, at)?;
+    let name = std::str::from_utf8(name).map_err(|_| "the name is not UTF-8")?;
+    let truncated = || "truncated".to_string();
+    let method = u16_at(bytes, at + 10).ok_or_else(truncated)?;
+    let crc32 = u32_at(bytes, at + 16).ok_or_else(truncated)?;
+    let mut compressed_size = u64::from(u32_at(bytes, at + 20).ok_or_else(truncated)?);
+    let mut uncompressed = u64::from(u32_at(bytes, at + 24).ok_or_else(truncated)?);
+    let extra_len = usize::from(u16_at(bytes, at + 30).ok_or_else(truncated)?);
+    let mut header_offset = u64::from(u32_at(bytes, at + 42).ok_or_else(truncated)?);
+    let extra_start = at + CENTRAL_HEADER_LEN + name.len();
+    // zip64: the extra field holds, in this order, each value whose 32-bit field is full.
+    let mut extra = &bytes[extra_start..extra_start + extra_len];
+    while extra.len() >= 4 {
+        let id = u16_at(extra, 0).unwrap_or(0);
+        let len = usize::from(u16_at(extra, 2).unwrap_or(0));
+        let body = extra.get(4..4 + len).ok_or("truncated extra field")?;
+        if id == 0x0001 {
+            let mut values = body
+                .chunks_exact(8)
+                .map(|chunk| u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+            for field in [&mut uncompressed, &mut compressed_size, &mut header_offset] {
+                if *field == 0xffff_ffff {
+                    *field = values.next().ok_or("truncated zip64 extra field")?;
                 }
             }
-            extra = &extra[4 + len..];
         }
-        let header_offset = header_offset
-            .checked_add(shift)
-            .filter(|offset| *offset < start)
-            .ok_or_else(|| bad("its data lies outside the archive"))?;
-        entries.push(Entry {
-            name,
-            method,
-            crc32,
-            compressed_size,
-            size: uncompressed,
-            header_offset,
-        });
+        extra = &extra[4 + len..];
+    }
+    let header_offset = header_offset
+        .checked_add(bounds.shift)
+        .filter(|offset| *offset < bounds.start)
+        .ok_or("its data lies outside the archive")?;
+    let entry = Entry {
+        name,
+        method,
+        crc32,
+        compressed_size,
+        size: uncompressed,
+        header_offset,
+    };
+    Ok((entry, next))
+}
+
+/// Parses the whole central directory of the zip at the end of `bytes`, every header checked.
+/// The error says what is wrong.
+pub fn read(bytes: &[u8]) -> Result<CentralDirectory<'_>, String> {
+    let bounds = locate(bytes)?;
+    let mut entries = Vec::with_capacity(bounds.count as usize);
+    let mut at = bounds.start as usize;
+    for index in 0..bounds.count {
+        let (entry, next) = parse_header(bytes, &bounds, at)
+            .map_err(|error| format!("central directory entry {index}: {error}"))?;
+        entries.push(entry);
         at = next;
     }
-    Ok(CentralDirectory { entries, start })
+    Ok(CentralDirectory {
+        entries,
+        start: bounds.start,
+    })
 }
 
 /// Where an entry's data starts and ends, from its local header.

@@ -1,10 +1,15 @@
 //! The entry index: every name in the zip, searchable by exact name and by directory.
 //!
-//! Built once from the central directory, as one sorted list: lookups by name and directory
-//! questions ("does `pkg/sub/` exist?", "what is directly inside `pkg/`?") are binary searches,
-//! so zips without explicit directory entries (the usual case) still have directories. pyferry
-//! writes its entries sorted, so building the index is a single pass with no sort and no hash
-//! table: start-up stays flat when an application carries many modules it does not import.
+//! One sorted list of references to names that stay where they are (in the zip's central
+//! directory, which the launcher maps): lookups by name and directory questions ("does
+//! `pkg/sub/` exist?", "what is directly inside `pkg/`?") are binary searches, so zips without
+//! explicit directory entries (the usual case) still have directories. pyferry writes its
+//! entries sorted, so building the index is one pass that copies no name, validates no text and
+//! sorts nothing: start-up stays flat when an application carries many modules it does not
+//! import. Names are compared as bytes; one that is not UTF-8 can never match a module name
+//! and is left out of listings.
+
+use std::borrow::Cow;
 
 /// Whether a name is a file or a directory of the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,45 +18,94 @@ pub enum EntryKind {
     Directory,
 }
 
-/// Names of an archive's files (borrowed from the archive), with their position in the zip's
-/// central directory.
-#[derive(Debug, Default)]
-pub struct EntryIndex<'a> {
-    /// File names, sorted bytewise, each once; directory entries (`name/`) are left out.
-    sorted: Vec<&'a str>,
-    /// Central-directory position of each name of `sorted`, at the same index.
-    positions: Vec<usize>,
+/// Where one name lies in the index's name bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct NameSpan {
+    pub at: u32,
+    pub len: u16,
 }
 
+/// Names of an archive's files, sorted, each with where it lies in `names` (for an archive: the
+/// central directory, where a name starts 46 bytes after its header).
+#[derive(Debug, Default)]
+pub struct EntryIndex<'a> {
+    names: Cow<'a, [u8]>,
+    /// Sorted bytewise by name, each name once; directory entries (`name/`) are left out.
+    sorted: Vec<NameSpan>,
+}
+
+/// Unsorted names at the end of an otherwise sorted list that are inserted one by one instead
+/// of sorting everything (pyferry writes its manifest and record last).
+const MAX_UNSORTED_TAIL: usize = 64;
+
 impl<'a> EntryIndex<'a> {
-    /// Builds the index from `(name, position)` pairs. Directory entries (ending in `/`) are
-    /// dropped: directories are derived from file names. A later duplicate name keeps the first.
-    pub fn new(names: impl IntoIterator<Item = (&'a str, usize)>) -> EntryIndex<'a> {
-        let mut entries: Vec<(&'a str, usize)> = names
-            .into_iter()
-            .filter(|(name, _)| !name.ends_with('/') && !name.is_empty())
-            .collect();
-        // pyferry's archives are sorted except for the few entries written last (manifest,
-        // record): keep the sorted prefix and insert the rest, instead of sorting everything.
-        let sorted_prefix = entries
+    /// Builds the index over the name bytes `names` from the spans of each name, in archive
+    /// order. Directory entries (ending in `/`) and empty names are dropped: directories are
+    /// derived from file names. A later duplicate name keeps the first. A span outside `names`
+    /// is dropped too.
+    pub fn new(names: Cow<'a, [u8]>, spans: Vec<NameSpan>) -> EntryIndex<'a> {
+        let mut index = EntryIndex {
+            names,
+            sorted: spans,
+        };
+        let bytes = index.names.as_ref();
+        let name_of =
+            |span: &NameSpan| bytes.get(span.at as usize..span.at as usize + span.len as usize);
+        index.sorted.retain(|span| {
+            name_of(span).is_some_and(|name| !name.is_empty() && !name.ends_with(b"/"))
+        });
+        let name_of =
+            |span: &NameSpan| &bytes[span.at as usize..span.at as usize + span.len as usize];
+        let sorted_prefix = index
+            .sorted
             .windows(2)
-            .position(|pair| pair[0].0 >= pair[1].0)
-            .map_or(entries.len(), |position| position + 1);
-        if entries.len() - sorted_prefix <= 64 {
-            let tail = entries.split_off(sorted_prefix);
-            for entry in tail {
-                match entries.binary_search_by(|probe| probe.0.cmp(entry.0)) {
+            .position(|pair| name_of(&pair[0]) >= name_of(&pair[1]))
+            .map_or(index.sorted.len(), |position| position + 1);
+        let mut sorted = std::mem::take(&mut index.sorted);
+        if sorted.len() - sorted_prefix <= MAX_UNSORTED_TAIL {
+            let tail = sorted.split_off(sorted_prefix);
+            for span in tail {
+                match sorted.binary_search_by(|probe| name_of(probe).cmp(name_of(&span))) {
                     Ok(_) => {} // a duplicate name: the first one stays
-                    Err(at) => entries.insert(at, entry),
+                    Err(at) => sorted.insert(at, span),
                 }
             }
         } else {
             // A stable sort keeps the first of duplicate names first.
-            entries.sort_by(|left, right| left.0.cmp(right.0));
-            entries.dedup_by(|later, earlier| later.0 == earlier.0);
+            sorted.sort_by(|left, right| name_of(left).cmp(name_of(right)));
+            sorted.dedup_by(|later, earlier| name_of(later) == name_of(earlier));
         }
-        let (sorted, positions) = entries.into_iter().unzip();
-        EntryIndex { sorted, positions }
+        index.sorted = sorted;
+        index
+    }
+
+    /// An index of `names` (in that order) held in its own buffer; a name's position is
+    /// where it starts in that buffer, names joined with no separator.
+    pub fn from_names<'n>(names: impl IntoIterator<Item = &'n str>) -> EntryIndex<'static> {
+        let mut bytes = Vec::new();
+        let mut spans = Vec::new();
+        for name in names {
+            spans.push(NameSpan {
+                at: bytes.len() as u32,
+                len: name.len() as u16,
+            });
+            bytes.extend_from_slice(name.as_bytes());
+        }
+        EntryIndex::new(Cow::Owned(bytes), spans)
+    }
+
+    fn name_bytes(&self, span: &NameSpan) -> &[u8] {
+        &self.names[span.at as usize..span.at as usize + span.len as usize]
+    }
+
+    fn name_at(&self, position: usize) -> &[u8] {
+        self.name_bytes(&self.sorted[position])
+    }
+
+    /// Where the first name not below `bound` is in `sorted`.
+    fn lower_bound(&self, bound: &[u8]) -> usize {
+        self.sorted
+            .partition_point(|span| self.name_bytes(span) < bound)
     }
 
     /// Number of files.
@@ -63,12 +117,13 @@ impl<'a> EntryIndex<'a> {
         self.sorted.is_empty()
     }
 
-    /// The central-directory position of the file `name`.
-    pub fn position(&self, name: &str) -> Option<usize> {
+    /// Where the file `name` starts in the name bytes (for an archive, its central header
+    /// starts 46 bytes before).
+    pub fn position(&self, name: &str) -> Option<u32> {
         self.sorted
-            .binary_search(&name)
+            .binary_search_by(|span| self.name_bytes(span).cmp(name.as_bytes()))
             .ok()
-            .map(|index| self.positions[index])
+            .map(|index| self.sorted[index].at)
     }
 
     /// Whether `path` (no trailing slash; `""` is the root) is a file, a directory, or absent.
@@ -76,49 +131,55 @@ impl<'a> EntryIndex<'a> {
         if path.is_empty() {
             return Some(EntryKind::Directory);
         }
-        if self.sorted.binary_search(&path).is_ok() {
+        if self.position(path).is_some() {
             return Some(EntryKind::File);
         }
         let prefix = format!("{path}/");
-        let start = self.sorted.partition_point(|name| *name < prefix.as_str());
+        let start = self.lower_bound(prefix.as_bytes());
         match self.sorted.get(start) {
-            Some(name) if name.starts_with(&prefix) => Some(EntryKind::Directory),
+            Some(span) if self.name_bytes(span).starts_with(prefix.as_bytes()) => {
+                Some(EntryKind::Directory)
+            }
             _ => None,
         }
     }
 
     /// The names directly inside directory `dir` (`""` is the root), each once, sorted, with
     /// whether it is a directory.
-    pub fn children(&self, dir: &str) -> Vec<(&'a str, EntryKind)> {
+    pub fn children(&self, dir: &str) -> Vec<(&str, EntryKind)> {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
-        let start = self.sorted.partition_point(|name| *name < prefix.as_str());
+        let start = self.lower_bound(prefix.as_bytes());
         let mut children: Vec<(&str, EntryKind)> = Vec::new();
-        for name in self.sorted[start..]
-            .iter()
-            .take_while(|name| name.starts_with(&prefix))
-        {
-            let rest = &name[prefix.len()..];
-            let child = match rest.split_once('/') {
-                Some((directory, _)) => (directory, EntryKind::Directory),
+        for position in start..self.sorted.len() {
+            let Some(rest) = self.name_at(position).strip_prefix(prefix.as_bytes()) else {
+                break;
+            };
+            let (child, kind) = match rest.iter().position(|byte| *byte == b'/') {
+                Some(slash) => (&rest[..slash], EntryKind::Directory),
                 None => (rest, EntryKind::File),
+            };
+            let Ok(child) = std::str::from_utf8(child) else {
+                continue;
             };
             // Sorted input keeps the files of one directory together, but `a/x` and `a.py`
             // interleave (`-` < `.` < `/`), so compare against everything pushed.
-            if !children.iter().any(|known| known.0 == child.0) {
-                children.push(child);
+            if !children.iter().any(|known| known.0 == child) {
+                children.push((child, kind));
             }
         }
         children.sort_unstable();
         children
     }
 
-    /// All file names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
-        self.sorted.iter().copied()
+    /// All file names that are text, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.sorted
+            .iter()
+            .filter_map(|span| std::str::from_utf8(self.name_bytes(span)).ok())
     }
 }
 
@@ -126,8 +187,16 @@ impl<'a> EntryIndex<'a> {
 mod tests {
     use super::*;
 
-    fn index<'a>(names: &[&'a str]) -> EntryIndex<'a> {
-        EntryIndex::new(names.iter().copied().zip(0..))
+    fn index(names: &[&str]) -> EntryIndex<'static> {
+        EntryIndex::from_names(names.iter().copied())
+    }
+
+    /// Where the `occurrence`-th name of `names` starts in the index's buffer.
+    fn start_of(names: &[&str], occurrence: usize) -> u32 {
+        names[..occurrence]
+            .iter()
+            .map(|name| name.len() as u32)
+            .sum()
     }
 
     #[test]
@@ -170,24 +239,52 @@ mod tests {
             "a.py",
             "c.py",
         ];
-        let index = EntryIndex::new(names.iter().copied().zip(0..));
+        let index = index(&names);
         assert_eq!(
             index.names().collect::<Vec<_>>(),
             vec![".pyferry/manifest.json", "a.py", "b/x.py", "c.py", "d/y.py"]
         );
-        assert_eq!(index.position("c.py"), Some(1), "the first duplicate wins");
+        assert_eq!(
+            index.position("c.py"),
+            Some(start_of(&names, 1)),
+            "the first duplicate wins"
+        );
         let mut many: Vec<String> = (0..200).map(|n| format!("m{:03}.py", 199 - n)).collect();
         many.push("m050.py".to_string());
-        let index = EntryIndex::new(many.iter().map(String::as_str).zip(0..));
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let index = EntryIndex::from_names(many.iter().copied());
         assert_eq!(index.len(), 200);
-        assert_eq!(index.position("m050.py"), Some(149));
+        assert_eq!(index.position("m050.py"), Some(start_of(&many, 149)));
         assert_eq!(index.names().next(), Some("m000.py"));
     }
 
     #[test]
     fn first_duplicate_wins() {
-        let index = EntryIndex::new([("m.py", 3), ("m.py", 9)]);
-        assert_eq!(index.position("m.py"), Some(3));
+        let index = index(&["m.py", "m.py"]);
+        assert_eq!(index.position("m.py"), Some(0));
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn names_that_are_not_text_are_indexed_but_never_listed() {
+        let bytes = b"a.pyb\xff.pyc.py".to_vec();
+        let spans = [(0, 4), (4, 5), (9, 4)]
+            .map(|(at, len)| NameSpan { at, len })
+            .to_vec();
+        let index = EntryIndex::new(Cow::Owned(bytes), spans);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.names().collect::<Vec<_>>(), vec!["a.py", "c.py"]);
+        assert_eq!(
+            index.children(""),
+            vec![("a.py", EntryKind::File), ("c.py", EntryKind::File)]
+        );
+        assert_eq!(index.kind("c.py"), Some(EntryKind::File));
+    }
+
+    #[test]
+    fn spans_outside_the_names_are_dropped() {
+        let spans = vec![NameSpan { at: 0, len: 4 }, NameSpan { at: 2, len: 9 }];
+        let index = EntryIndex::new(Cow::Borrowed(b"a.py"), spans);
+        assert_eq!(index.names().collect::<Vec<_>>(), vec!["a.py"]);
     }
 }

@@ -18,7 +18,7 @@ pub mod seal;
 pub mod writer;
 
 pub use archive::{Archive, ArchiveError, EntryData};
-pub use index::{EntryIndex, EntryKind};
+pub use index::{EntryIndex, EntryKind, NameSpan};
 pub use manifest::{
     EntryPoint, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
 };
