@@ -44,6 +44,37 @@ pub fn import_error(py: Python<'_>, message: String, name: &str, path: &str) -> 
     build().unwrap_or_else(|error| error)
 }
 
+/// `__cached__` of a Python module, relative to the archive root: the shipped bytecode, or for
+/// a module shipped as source only, where CPython would cache its bytecode
+/// (`importlib.util.cache_from_source`). Extension modules have none.
+fn cached_path(py: Python<'_>, found: &FoundModule) -> PyResult<Option<String>> {
+    let FoundModule::Python {
+        stem, has_bytecode, ..
+    } = found
+    else {
+        return Ok(None);
+    };
+    if *has_bytecode {
+        return Ok(Some(format!("{stem}.pyc")));
+    }
+    let sys = py.import("sys")?;
+    let tag: String = sys
+        .getattr("implementation")?
+        .getattr("cache_tag")?
+        .extract()?;
+    let optimize: u32 = sys.getattr("flags")?.getattr("optimize")?.extract()?;
+    let level = if optimize > 0 {
+        format!(".opt-{optimize}")
+    } else {
+        String::new()
+    };
+    let (dir, file) = match stem.rsplit_once('/') {
+        Some((dir, file)) => (format!("{dir}/"), file),
+        None => (String::new(), stem.as_str()),
+    };
+    Ok(Some(format!("{dir}__pycache__/{file}.{tag}{level}.pyc")))
+}
+
 /// `importlib.machinery.ModuleSpec` (from the frozen bootstrap, available before main
 /// initialization), looked up once.
 pub fn module_spec_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
@@ -170,6 +201,11 @@ impl ArchiveImporter {
         kwargs.set_item("is_package", found.package_dir().is_some())?;
         let spec = module_spec.call((fullname, loader), Some(&kwargs))?;
         spec.setattr("has_location", true)?;
+        if let Some(cached) = cached_path(py, found)? {
+            // Set now: computed lazily, it would need `importlib._bootstrap_external`, which
+            // does not exist before the main phase of start-up (when `encodings` loads).
+            spec.setattr("cached", context.virtual_path(&cached))?;
+        }
         if let Some(dir) = found.package_dir() {
             spec.setattr(
                 "submodule_search_locations",

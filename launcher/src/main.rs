@@ -63,6 +63,8 @@ enum BootError {
     Interpreter(#[from] interpreter::InitError),
     #[error("cannot install the importer: {0}")]
     Importer(String),
+    #[error("{path}: cannot load the UTF-8 codec that Python starts with ({reason})")]
+    Codecs { path: String, reason: String },
     #[error("{path} was started as `{name}`, which is none of its scripts ({available}); hint: link it under one of those names (`ln -s {path} NAME`)")]
     UnknownScript {
         path: String,
@@ -207,6 +209,21 @@ fn install_builtins(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// Loads `encodings` and the UTF-8 codec from the archive before CPython's main phase asks for
+/// them: when they are damaged, CPython would print its whole path configuration (twenty
+/// lines) before failing; this way the failure is one line naming the entry and the cause.
+/// Costs nothing when they are intact: CPython finds the codec cached.
+fn load_codecs(py: Python<'_>) -> PyResult<()> {
+    let lookup = py.import("codecs")?.call_method1("lookup", ("utf-8",));
+    if let Err(error) = lookup {
+        // `encodings` turns a failed import of the codec's module into "unknown encoding":
+        // import it directly for the error that names the entry.
+        py.import("encodings.utf_8")?;
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// How a start ended, seen from `main`.
 enum Finished {
     /// The application ran; the interpreter still has to be finalized.
@@ -252,6 +269,10 @@ fn boot() -> Result<Finished, BootError> {
         install_meta_path(py, &importer).map_err(importer_error)?;
         if mode == InitMode::MultiPhase {
             let _span = tracing::info_span!("initialize_main").entered();
+            load_codecs(py).map_err(|error| BootError::Codecs {
+                path: context.root.clone(),
+                reason: runner::describe_error(py, &error),
+            })?;
             interpreter::initialize_main()?;
         }
         install_path_hook(py, &importer).map_err(importer_error)?;

@@ -178,3 +178,19 @@ pub fn excepthook(
     }
     Ok(())
 }
+
+/// `TypeName: message` of a Python exception, for a one-line error. (pyo3's `Display` for
+/// `PyErr` attaches to the interpreter, which it refuses before the main phase of start-up.)
+pub fn describe_error(py: Python<'_>, error: &PyErr) -> String {
+    let type_name = error
+        .get_type(py)
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "Exception".to_string());
+    match error.value(py).str() {
+        Ok(message) if !message.to_string_lossy().is_empty() => {
+            format!("{type_name}: {}", message.to_string_lossy())
+        }
+        _ => type_name,
+    }
+}

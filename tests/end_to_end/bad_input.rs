@@ -301,3 +301,54 @@ fn source_that_does_not_compile_is_packed_and_fails_at_import() {
         finished.stderr
     );
 }
+
+/// A copy of `app` with one byte flipped in the middle of entry `name`'s data.
+fn with_flipped_data(scratch: &Scratch, app: &Path, name: &str) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(app).expect("read");
+    let layout = pyferry_tests::damage::Layout::of(&bytes);
+    let local = layout.local(name).expect("the entry");
+    bytes[(local.data + local.end) / 2] ^= 0x5a;
+    let damaged = scratch.path(&format!("damaged-{}", name.replace('/', "_")));
+    std::fs::write(&damaged, &bytes).expect("write");
+    make_executable(&damaged);
+    damaged
+}
+
+#[test]
+fn damaged_bytecode_that_python_starts_with_is_one_line_naming_the_entry() {
+    // Before: CPython printed its path configuration (twenty lines) and the error did not say
+    // which entry; stored bytecode was not checked, so a flipped byte could crash marshal.
+    let scratch = Scratch::new();
+    let app = scratch.packed_app(&[("__main__.py", "print(1)\n")], &[]);
+    for name in [
+        "encodings/__init__.pyc",
+        "encodings/utf_8.pyc",
+        "encodings/aliases.pyc",
+    ] {
+        let damaged = with_flipped_data(&scratch, &app, name);
+        let finished = run(&mut Command::new(&damaged));
+        assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+        assert_one_line_error(
+            &finished,
+            &format!("cannot load the UTF-8 codec that Python starts with (ImportError: cannot read `{}/{name}`: entry `{name}` cannot be read (CRC-32 mismatch))", damaged.display()),
+        );
+    }
+}
+
+#[test]
+fn damaged_bytecode_of_a_later_import_is_an_import_error_naming_the_entry() {
+    let scratch = Scratch::new();
+    let app = scratch.packed_app(&[("__main__.py", "import json\n")], &[]);
+    let damaged = with_flipped_data(&scratch, &app, "json/decoder.pyc");
+    let finished = run(&mut Command::new(&damaged));
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    assert_eq!(
+        finished.stderr.lines().last().unwrap_or_default(),
+        format!(
+            "ImportError: cannot read `{0}/json/decoder.pyc`: entry `json/decoder.pyc` cannot be read (CRC-32 mismatch)",
+            damaged.display()
+        ),
+        "{}",
+        finished.stderr
+    );
+}

@@ -459,3 +459,31 @@ fn logging_into_a_closed_stderr_neither_panics_nor_hangs() {
     assert_eq!(finished.code, Some(0), "timed out: {finished:#?}");
     assert_eq!(finished.stdout.trim(), "0", "{finished:#?}");
 }
+
+#[test]
+fn an_extension_that_fails_to_load_is_named_by_its_archive_path() {
+    // Regression: `dlopen`'s message named the memory file (`/proc/self/fd/N`).
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("__main__.py"), "import broken\n").unwrap();
+    std::fs::write(
+        app.join("broken.cpython-311-x86_64-linux-gnu.so"),
+        "not an ELF file\n",
+    )
+    .unwrap();
+    let out = scratch.path("app.bin");
+    run(pyferry_command(["pack"]).arg(&app).arg("-o").arg(&out)).success();
+    let finished = run(&mut Command::new(&out));
+    assert_eq!(finished.code, Some(1), "{finished:#?}");
+    let last = finished.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "ImportError: {}/broken.cpython-311-x86_64-linux-gnu.so: file too short",
+            out.display()
+        ),
+        "{}",
+        finished.stderr
+    );
+}

@@ -41,10 +41,6 @@ enum Verdict {
     Clean,
     /// Exit 2, one `pyferry: error:` line.
     Refused(String),
-    /// Exit 2 after CPython failed to initialize: CPython prints its path configuration
-    /// (about twenty lines) before the launcher's one error line. Tolerated and counted; see
-    /// the report.
-    InitFailed(String),
     /// Exit 1 with a Python exception as the last line.
     Raised(String),
 }
@@ -87,12 +83,6 @@ fn classify(finished: Option<&Finished>, expected_stdout: &str) -> Result<Verdic
         )),
         Some(2) if lines.len() == 1 && last.starts_with("pyferry: error: ") => {
             Ok(Verdict::Refused(last))
-        }
-        Some(2)
-            if lines.first() == Some(&"Python path configuration:")
-                && last.starts_with("pyferry: error: the Python interpreter failed to start: ") =>
-        {
-            Ok(Verdict::InitFailed(last))
         }
         Some(1) if is_exception_line(&last) => Ok(Verdict::Raised(last)),
         code => Err(format!(
@@ -194,7 +184,6 @@ struct Tally {
     runs: u64,
     verdicts: BTreeMap<String, u64>,
     failures: Vec<String>,
-    init_failures: Vec<String>,
 }
 
 impl Tally {
@@ -203,10 +192,6 @@ impl Tally {
         let key = match &verdict {
             Ok(Verdict::Clean) => "clean run".to_string(),
             Ok(Verdict::Refused(line)) => format!("exit 2: {}", summary(line)),
-            Ok(Verdict::InitFailed(line)) => {
-                self.init_failures.push(format!("{what}: {line}"));
-                format!("exit 2 after CPython's path dump: {}", summary(line))
-            }
             Ok(Verdict::Raised(line)) => format!("exit 1: {}", summary(line)),
             Err(failure) => {
                 self.failures.push(format!("{what}: {failure}"));
@@ -220,9 +205,6 @@ impl Tally {
         eprintln!("{title}: {} runs", self.runs);
         for (verdict, count) in &self.verdicts {
             eprintln!("  {count:>6}  {verdict}");
-        }
-        for line in self.init_failures.iter().take(3) {
-            eprintln!("  (init failure) {line}");
         }
         assert!(
             self.failures.is_empty(),

@@ -523,6 +523,12 @@ pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mu
                         format!("the local header of {}", local.name),
                     ),
                 ];
+                // Entry data, except shared objects': the launcher hands their bytes to the
+                // dynamic loader unchecked (docs/security.md says why).
+                let shared_object = local.name.ends_with(".so") || local.name.contains(".so.");
+                if local.data < local.end && !shared_object {
+                    regions.push((local.data..local.end, format!("the data of {}", local.name)));
+                }
                 if let Some(manifest) = manifest {
                     regions.push((manifest.data..manifest.end, "the manifest".to_string()));
                     regions.push((
