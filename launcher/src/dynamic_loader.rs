@@ -45,6 +45,20 @@ pub fn open_library(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens an extension module from memory with CPython's `dlopen` flags (`sys.getdlopenflags()`)
+/// just before CPython does: its own `dlopen` then finds it loaded. Opening it here first lets
+/// the launcher share its read-only pages before anything can fork (`page_sharing.rs`).
+#[cfg(target_os = "linux")]
+pub fn open_extension(path: &str, flags: libc::c_int) -> Result<(), String> {
+    let c_path = CString::new(path).map_err(|_| format!("{path:?} contains a NUL byte"))?;
+    // SAFETY: as in `open_library`: a valid C string, a handle that is never closed.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
+    if handle.is_null() {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
 fn last_error() -> String {
     // SAFETY: `dlerror` returns NULL or a pointer to a thread-local C string valid until the
     // next dl* call on this thread; it is copied out at once.

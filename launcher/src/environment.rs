@@ -87,6 +87,16 @@ pub fn prefetch_enabled() -> bool {
     env::var(PREFETCH).map_or(true, |value| value != "0")
 }
 
+/// `0` keeps every page of a loaded shared object in its memory file, instead of mapping its
+/// read-only segments from the executable once it is loaded (`page_sharing.rs`): for tools that
+/// should see only the memory file's name on the object's code.
+pub const SHARE_PAGES: &str = "PYFERRY_SHARE_PAGES";
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn share_pages_enabled() -> bool {
+    env::var(SHARE_PAGES).map_or(true, |value| value != "0")
+}
+
 /// `1` runs the embedded interpreter with python's command line instead of the application
 /// (see `command_line.rs` for every way to get there). Child processes inherit it.
 pub const PYTHON_MODE: &str = "PYFERRY_PYTHON";

@@ -128,6 +128,8 @@ fn to_memory(context: &ArchiveContext, name: &str, threads: CopyThreads) -> Resu
         }
     };
     let file = file.map_err(|error| error.to_string())?;
+    #[cfg(target_os = "linux")]
+    crate::page_sharing::note_created(file.fd());
     tracing::debug!(name, backing = %file.backing, path = %file.proc_path(), "in memory");
     Ok(file.proc_path())
 }
@@ -172,7 +174,10 @@ fn load_library(
             }
         },
     };
-    match dynamic_loader::open_library(&path) {
+    let opened = share_after(context, library, &path, || {
+        dynamic_loader::open_library(&path)
+    });
+    match opened {
         Ok(()) => {
             tracing::debug!(library, needed_by, "library loaded from memory");
             REGISTRY.finish(library, Some(Slot::Loaded(path)));
@@ -185,6 +190,57 @@ fn load_library(
             ))
         }
     }
+}
+
+/// Runs `open` (a `dlopen` of archive entry `name` from its memory file at `path`) and, when it
+/// succeeds, maps the object's read-only pages from the executable (`page_sharing.rs`), with
+/// forks held off in between.
+#[cfg(target_os = "linux")]
+fn share_after(
+    context: &ArchiveContext,
+    name: &str,
+    path: &str,
+    open: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    if !crate::page_sharing::enabled() {
+        return open();
+    }
+    crate::page_sharing::without_forks(|| {
+        open()?;
+        let shared = context
+            .archive
+            .stored_range(name)
+            .ok_or_else(|| "it is not stored uncompressed".to_string())
+            .and_then(|range| {
+                let memory_file = path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|number| number.parse().ok())
+                    .ok_or_else(|| format!("{path} names no descriptor"))?;
+                crate::page_sharing::share_read_only_pages(&crate::page_sharing::SharedObject {
+                    loaded_from: path,
+                    memory_file,
+                    image_fd: context.image_fd,
+                    image: context.image,
+                    offset_in_image: range.start,
+                })
+            });
+        match shared {
+            Ok(bytes) => tracing::debug!(name, bytes, "read-only pages shared with the executable"),
+            Err(reason) => tracing::debug!(name, %reason, "pages kept in the memory file"),
+        }
+        Ok(())
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn share_after(
+    _context: &ArchiveContext,
+    _name: &str,
+    _path: &str,
+    open: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    open()
 }
 
 /// The libraries `name` needs, transitively, dependencies first, each once.
@@ -350,6 +406,18 @@ impl ExtensionLoader {
                 Ok::<_, String>(path)
             })
             .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
+        // Loaded here first (CPython's `dlopen` then finds it) so that its read-only pages can
+        // be shared before anything forks. A failure is left for `create_dynamic` to report.
+        #[cfg(target_os = "linux")]
+        {
+            let flags: libc::c_int = py
+                .import("sys")?
+                .call_method0("getdlopenflags")?
+                .extract()?;
+            let _ = share_after(context, relative, &fd_path, || {
+                dynamic_loader::open_extension(&fd_path, flags)
+            });
+        }
         // `create_dynamic` reads the spec's `name` and `origin`: give it a copy whose origin is
         // the memory file.
         let kwargs = PyDict::new(py);

@@ -14,18 +14,13 @@
 //! most that much more.
 #![allow(unsafe_code)]
 
+use pyferry_payload::is_shared_object;
+
 use crate::context::ArchiveContext;
 
 /// Descriptors beyond the shared objects: the standard streams, the executable, and room for
 /// Python and the app's first files.
 const RESERVE: u64 = 32;
-
-/// Whether an archive name is a shared object the launcher may put in a memory file: an
-/// extension module (`*.so`) or a library (`libfoo.so.1`, `libbar-1a2b.so.3.0`).
-fn is_shared_object(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    base.ends_with(".so") || base.contains(".so.")
-}
 
 fn current_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {

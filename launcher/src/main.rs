@@ -23,6 +23,8 @@ mod limits;
 mod linecache;
 mod memfd;
 mod modules;
+#[cfg(target_os = "linux")]
+mod page_sharing;
 mod resources;
 mod runner;
 

@@ -58,6 +58,11 @@ impl MemoryFile {
         #[cfg(not(target_os = "freebsd"))]
         return format!("/proc/self/fd/{}", self.fd);
     }
+
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
 }
 
 /// Every way that was tried and why each failed.

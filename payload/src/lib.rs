@@ -23,3 +23,15 @@ pub use manifest::{
     EntryPoint, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
 };
 pub use writer::{Compression, PayloadWriter};
+
+/// Whether archive entry `name` is a shared object: an extension module (`*.so`) or a
+/// versioned library (`libfoo.so.1.2`).
+pub fn is_shared_object(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.ends_with(".so") || base.contains(".so.")
+}
+
+/// Where the data of a stored shared object starts in the file: a multiple of this (the page
+/// size of x86_64 and of most Linux systems), so that the launcher can map the object's
+/// read-only segments straight from the executable (docs/format.md).
+pub const SHARED_OBJECT_ALIGNMENT: u16 = 4096;

@@ -86,6 +86,9 @@ impl<W: Read + Write + Seek> PayloadWriter<W> {
         if contents.len() as u64 >= u32::MAX as u64 {
             options = options.large_file(true);
         }
+        if compression == Compression::Stored && crate::is_shared_object(name) {
+            options = options.with_alignment(crate::SHARED_OBJECT_ALIGNMENT);
+        }
         self.zip.start_file(name, options)?;
         self.zip.write_all(contents)?;
         let crc = crc32(contents);
@@ -106,9 +109,14 @@ impl<W: Read + Write + Seek> PayloadWriter<W> {
     ) -> zip::result::ZipResult<()> {
         let mut file = source.by_name_with_options(name, Default::default())?;
         let (crc, size) = (file.crc32(), file.size());
+        let stored = file.compression() == CompressionMethod::Stored;
         let mut contents = Vec::with_capacity(size as usize);
         file.read_to_end(&mut contents)?;
         drop(file);
+        if stored && crate::is_shared_object(name) {
+            // Written anew (the same bytes, stored) to be page-aligned at its new offset.
+            return self.add(name, &contents, Compression::Stored);
+        }
         self.record.push(RecordLine {
             name: name.to_string(),
             sha256: seal::digest(&contents),
@@ -213,6 +221,55 @@ mod tests {
     }
 
     #[test]
+    fn stored_shared_objects_start_on_a_page() {
+        let mut writer =
+            PayloadWriter::new(std::io::Cursor::new(b"launcher".to_vec()), None).unwrap();
+        writer
+            .add("a.py", b"x = 1\n", Compression::Deflated)
+            .unwrap();
+        writer
+            .add(
+                "pkg/m.cpython-311-x86_64-linux-gnu.so",
+                b"\x7fELF one",
+                Compression::Stored,
+            )
+            .unwrap();
+        writer
+            .add("pkg.libs/libz.so.1.2", b"\x7fELF two", Compression::Stored)
+            .unwrap();
+        let bytes = writer.finish(&test_manifest()).unwrap().into_inner();
+        let archive = crate::Archive::parse(&bytes).unwrap();
+        for name in [
+            "pkg/m.cpython-311-x86_64-linux-gnu.so",
+            "pkg.libs/libz.so.1.2",
+        ] {
+            let range = archive.stored_range(name).unwrap();
+            assert_eq!(
+                range.start % usize::from(crate::SHARED_OBJECT_ALIGNMENT),
+                0,
+                "{name}"
+            );
+            assert!(bytes[range].starts_with(b"\x7fELF"));
+        }
+    }
+
+    fn test_manifest() -> Manifest {
+        Manifest {
+            format_version: crate::FORMAT_VERSION,
+            kind: crate::PayloadKind::App,
+            pyferry_version: "0".into(),
+            python_version: "3.11".into(),
+            build_id: String::new(),
+            entry_point: crate::EntryPoint::parse("a").unwrap(),
+            shared_libraries: Default::default(),
+            scripts: Default::default(),
+            distributions: Default::default(),
+            inherit_python_env: false,
+            extract: Vec::new(),
+        }
+    }
+
+    #[test]
     fn same_input_same_bytes() {
         let write = || {
             let mut writer =
@@ -221,20 +278,7 @@ mod tests {
                 .add("a.py", b"x = 1\n", Compression::Deflated)
                 .unwrap();
             writer.add("b.so", b"\x7fELF", Compression::Stored).unwrap();
-            let manifest = Manifest {
-                format_version: crate::FORMAT_VERSION,
-                kind: crate::PayloadKind::App,
-                pyferry_version: "0".into(),
-                python_version: "3.11".into(),
-                build_id: String::new(),
-                entry_point: crate::EntryPoint::parse("a").unwrap(),
-                shared_libraries: Default::default(),
-                scripts: Default::default(),
-                distributions: Default::default(),
-                inherit_python_env: false,
-                extract: Vec::new(),
-            };
-            writer.finish(&manifest).unwrap().into_inner()
+            writer.finish(&test_manifest()).unwrap().into_inner()
         };
         assert_eq!(write(), write());
     }

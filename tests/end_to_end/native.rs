@@ -487,3 +487,55 @@ fn an_extension_that_fails_to_load_is_named_by_its_archive_path() {
         finished.stderr
     );
 }
+
+#[test]
+fn read_only_pages_come_from_the_executable_once_loaded() {
+    // Default: the code and constants of numpy's big objects are mapped from the executable,
+    // and their memory files keep only what must stay private (headers, writable data).
+    let shared = probe("sharing");
+    let kept = |finished: &Finished, name: &str| -> f64 {
+        let line = finished
+            .stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("kept {name}")))
+            .unwrap_or_else(|| panic!("no `kept {name}` line: {finished:#?}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for name in ["libscipy_openblas64_", "_multiarray_umath"] {
+        let fraction = kept(&shared, name);
+        eprintln!("{name}: {:.0}% of its memory file kept", fraction * 100.0);
+        assert!(
+            fraction < 0.25,
+            "{name} keeps {fraction} of its memory file: {shared:#?}"
+        );
+    }
+    assert!(
+        !shared
+            .stdout
+            .contains("code mappings of the executable 0\n"),
+        "{shared:#?}"
+    );
+    // PYFERRY_SHARE_PAGES=0: everything stays in the memory files.
+    let kept_all = run(Command::new(natives_app())
+        .arg("sharing")
+        .env("PYFERRY_SHARE_PAGES", "0"))
+    .success();
+    for name in ["libscipy_openblas64_", "_multiarray_umath"] {
+        assert!(kept(&kept_all, name) > 0.9, "{kept_all:#?}");
+    }
+}
+
+#[test]
+fn memory_files_made_before_a_fork_stay_whole_for_whoever_loads_them() {
+    // The prefetch thread fills numpy's memory files, the app forks, the child loads numpy,
+    // then the parent does: a process that gave back pages of a file another process had yet
+    // to load would make that one run zeros.
+    for _ in 0..3 {
+        let finished = probe("forkorder");
+        assert_eq!(
+            finished.stdout.trim(),
+            "child 0 parent 25.0",
+            "{finished:#?}"
+        );
+    }
+}

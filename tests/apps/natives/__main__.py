@@ -238,6 +238,63 @@ def check_forkpool_late():
     fork_pool(parent_imports=False)
 
 
+def memory_files():
+    """(name, size, bytes allocated) of each memory file this process holds."""
+    import os
+
+    files = []
+    for fd in sorted(os.listdir("/proc/self/fd"), key=int):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/memfd:"):
+            stat = os.fstat(int(fd))
+            files.append((target[len("/memfd:"):].replace(" (deleted)", ""), stat.st_size, stat.st_blocks * 512))
+    return files
+
+
+def check_sharing():
+    """How much of numpy's two big objects stays in memory files once loaded and used, and
+    whether their code is mapped from the executable."""
+    import time
+
+    import numpy
+
+    assert float((numpy.arange(10000.0).reshape(100, 100) @ numpy.ones(100)).sum()) == 49995000.0
+    time.sleep(0.5)  # the release thread gives pages back in the background
+    for name, size, allocated in memory_files():
+        if "openblas" in name or "_multiarray_umath" in name:
+            print("kept", name.split("-")[0].split(".")[0], round(allocated / size, 2))
+    with open("/proc/self/maps") as maps:
+        executable_code = [line for line in maps if line.split()[1] == "r-xp" and line.rstrip().endswith(EXE)]
+    print("code mappings of the executable", len(executable_code))
+
+
+def check_forkorder():
+    """A memory file made before a fork, loaded after it by the child, then by the parent:
+    neither may give back pages the other still has to load."""
+    import importlib.util
+    import os
+    import time
+
+    importlib.util.find_spec("numpy")  # starts the prefetch of numpy's libraries
+    deadline = time.monotonic() + 5
+    # Wait for the extension module's memory file: the prefetch thread copies it without
+    # loading it, so the child and the parent will each load it after the fork.
+    while time.monotonic() < deadline and not any("_multiarray_umath" in name for name, _, _ in memory_files()):
+        time.sleep(0.005)
+    pid = os.fork()
+    if pid == 0:
+        import numpy
+
+        os._exit(0 if float(numpy.linalg.inv(numpy.eye(50) * 2.0).sum()) == 25.0 else 3)
+    _, status = os.waitpid(pid, 0)
+    import numpy
+
+    print("child", os.waitstatus_to_exitcode(status), "parent", float(numpy.linalg.inv(numpy.eye(50) * 2.0).sum()))
+
+
 def check_fail():
     import orjson  # noqa: F401
 
