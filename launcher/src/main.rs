@@ -15,6 +15,8 @@ mod dynamic_loader;
 mod environment;
 mod extension;
 mod extract;
+#[cfg(target_os = "freebsd")]
+mod fd_extension;
 mod finder;
 mod image;
 mod info;

@@ -107,7 +107,12 @@ fn tmpfile_dirs() -> Vec<PathBuf> {
     if let Some(runtime_dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()) {
         dirs.push(PathBuf::from(runtime_dir));
     }
-    dirs.extend(["/dev/shm", "/tmp", "/var/tmp"].map(PathBuf::from));
+    for dir in ["/dev/shm", "/tmp", "/var/tmp"].map(PathBuf::from) {
+        // `XDG_RUNTIME_DIR=/dev/shm` is tried (and reported) once.
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
     dirs
 }
 
