@@ -31,15 +31,32 @@ fn parts(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     (digits.len() == 64).then_some((&bytes[..end], digits))
 }
 
-/// Computes the seal of a finished file and writes it into the placeholder.
+/// Computes the seal of a finished file and writes it into the placeholder. The file is read
+/// in chunks (an application can be gigabytes).
 pub fn seal<F: Read + Write + Seek>(file: &mut F) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
+    let missing = || std::io::Error::other("the zip has no seal placeholder");
+    let len = file.seek(SeekFrom::End(0))?;
+    // The file ends with the end record (22 bytes) and its comment, the placeholder.
+    let tail_len = 22 + placeholder().len() as u64;
+    let hashed_len = len.checked_sub(tail_len).ok_or_else(missing)?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(hashed_len))?;
+    file.read_exact(&mut tail)?;
+    if parts(&tail).map(|(hashed, _)| hashed.len()) != Some(0) {
+        return Err(missing());
+    }
     file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut bytes)?;
-    let (hashed, _) =
-        parts(&bytes).ok_or_else(|| std::io::Error::other("the zip has no seal placeholder"))?;
-    let digest = hex(&Sha256::digest(hashed));
-    file.seek(SeekFrom::Start((bytes.len() - 64) as u64))?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = hashed_len;
+    while left > 0 {
+        let want = left.min(chunk.len() as u64) as usize;
+        file.read_exact(&mut chunk[..want])?;
+        hasher.update(&chunk[..want]);
+        left -= want as u64;
+    }
+    let digest = hex(&hasher.finalize());
+    file.seek(SeekFrom::Start(len - 64))?;
     file.write_all(digest.as_bytes())?;
     file.seek(SeekFrom::End(0))?;
     Ok(())
