@@ -46,8 +46,11 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
 /// What to do for an object, decided under the registry's lock.
 enum Claim {
     Done(Slot),
-    /// This thread owns the work; the slot is marked `Preparing`.
-    Mine,
+    /// This thread owns the work; the slot is marked `Preparing`. `in_memory` is the memory
+    /// file the object is already in, when only loading is left to do.
+    Mine {
+        in_memory: Option<String>,
+    },
 }
 
 impl Registry {
@@ -75,9 +78,14 @@ impl Registry {
                 Some(Slot::InMemory(path)) if !want_loaded => {
                     return Claim::Done(Slot::InMemory(path.clone()))
                 }
+                Some(Slot::InMemory(path)) => {
+                    let in_memory = Some(path.clone());
+                    slots.insert(name.to_string(), Slot::Preparing { pid });
+                    return Claim::Mine { in_memory };
+                }
                 _ => {
                     slots.insert(name.to_string(), Slot::Preparing { pid });
-                    return Claim::Mine;
+                    return Claim::Mine { in_memory: None };
                 }
             }
         }
@@ -143,7 +151,7 @@ fn memory_path(
     match REGISTRY.claim(name, false) {
         Claim::Done(Slot::InMemory(path) | Slot::Loaded(path)) => Ok(path),
         Claim::Done(Slot::Preparing { .. }) => unreachable!("claim never returns Preparing"),
-        Claim::Mine => {
+        Claim::Mine { .. } => {
             let result = to_memory(context, name, threads);
             REGISTRY.finish(
                 name,
@@ -166,7 +174,10 @@ fn load_library(
 ) -> Result<(), String> {
     let path = match REGISTRY.claim(library, true) {
         Claim::Done(_) => return Ok(()),
-        Claim::Mine => match to_memory(context, library, threads) {
+        Claim::Mine {
+            in_memory: Some(path),
+        } => path,
+        Claim::Mine { in_memory: None } => match to_memory(context, library, threads) {
             Ok(path) => path,
             Err(error) => {
                 REGISTRY.finish(library, None);
@@ -287,7 +298,7 @@ fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String>
 }
 
 /// Starts putting in memory, on a background thread, the shared objects that a top-level
-/// package's extension modules will need: the libraries they link (loaded with `dlopen` too)
+/// package's extension modules will need: the libraries they link
 /// and the extension modules that link them. The importing thread meanwhile runs the
 /// package's Python code; when it reaches an extension, the work is done or under way (it then
 /// waits), never done twice. Turned off by `PYFERRY_PREFETCH=0`.
@@ -351,10 +362,12 @@ pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
     }
 }
 
-/// The prefetch thread's work: libraries (loaded), then extension modules (in memory).
+/// The prefetch thread's work: libraries, then extension modules, into memory files. Loading
+/// them is left to the importing thread, when the import needs them, as CPython in a venv
+/// would: their constructors (OpenBLAS starts its thread pool) run there and then.
 fn prefetch(context: &'static ArchiveContext, libraries: &[(String, String)], users: &[String]) {
-    for (library, needed_by) in libraries {
-        if let Err(error) = load_library(context, library, needed_by, CopyThreads::One) {
+    for (library, _) in libraries {
+        if let Err(error) = memory_path(context, library, CopyThreads::One) {
             tracing::debug!(%error, "prefetch failed; the import will retry and report");
             return;
         }
