@@ -149,8 +149,10 @@ fn report(title: &str, workers: &[serde_json::Value]) -> Vec<f64> {
                     .join(" ")
             );
             let shared = field("Shared_Clean") + field("Shared_Dirty");
+            // Page sharing leaves about 1 MB of numpy's objects in memory files (headers,
+            // writable data); the rest is mapped from the executable.
             assert!(
-                field("Rss") > 1000.0,
+                field("Rss") > 256.0,
                 "numpy's libraries are not mapped: {worker}"
             );
             shared / field("Rss")
