@@ -234,6 +234,7 @@ fn share_after(
                     image_fd: context.image_fd,
                     image: context.image,
                     offset_in_image: range.start,
+                    len: range.len(),
                 })
             });
         match shared {

@@ -84,6 +84,8 @@ pub struct SharedObject<'a> {
     pub image_fd: RawFd,
     pub image: &'a [u8],
     pub offset_in_image: usize,
+    /// The object's size (its entry's), in bytes.
+    pub len: usize,
 }
 
 /// A mutex that `fork` takes too (through `pthread_atfork`), so no fork happens while it is
@@ -189,7 +191,7 @@ pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<u64, String> {
     }
     let floor = |value: u64| value & !(page - 1);
     let ceil = |value: u64| (value + page - 1) & !(page - 1);
-    let object_len = object.image.len().saturating_sub(object.offset_in_image) as u64;
+    let object_len = object.len as u64;
     let mut remapped: Vec<Range<u64>> = Vec::new();
     let mut kept: Vec<Range<u64>> = Vec::new();
     for segment in loaded
