@@ -18,11 +18,7 @@ extern "C" {
 /// `/dev/fd/N` path, so libraries need no `fdescfs`.
 #[cfg(target_os = "freebsd")]
 pub fn open_library(path: &str) -> Result<(), String> {
-    let fd: libc::c_int = path
-        .rsplit('/')
-        .next()
-        .and_then(|number| number.parse().ok())
-        .ok_or_else(|| format!("{path:?} does not name a descriptor"))?;
+    let fd = crate::memfd::descriptor_of(path)?;
     // SAFETY: `fd` is an open memory file this process never closes; the handle is leaked on
     // purpose, as on Linux.
     let handle = unsafe { fdlopen(fd, libc::RTLD_NOW | libc::RTLD_LOCAL) };

@@ -223,11 +223,7 @@ fn share_after(
             .stored_range(name)
             .ok_or_else(|| "it is not stored uncompressed".to_string())
             .and_then(|range| {
-                let memory_file = path
-                    .rsplit('/')
-                    .next()
-                    .and_then(|number| number.parse().ok())
-                    .ok_or_else(|| format!("{path} names no descriptor"))?;
+                let memory_file = memfd::descriptor_of(path)?;
                 crate::page_sharing::share_read_only_pages(&crate::page_sharing::SharedObject {
                     loaded_from: path,
                     memory_file,
@@ -436,11 +432,7 @@ impl ExtensionLoader {
         // from the descriptor.
         #[cfg(target_os = "freebsd")]
         {
-            let fd = fd_path
-                .rsplit('/')
-                .next()
-                .and_then(|number| number.parse().ok())
-                .ok_or_else(|| fail(format!("{fd_path} names no descriptor")))?;
+            let fd = memfd::descriptor_of(&fd_path).map_err(fail)?;
             let module = crate::fd_extension::create_module(py, spec, fd, &origin)
                 .map_err(|error| fail(error.value(py).to_string()))?;
             drop(span);

@@ -65,6 +65,15 @@ impl MemoryFile {
     }
 }
 
+/// The descriptor a path made by [`MemoryFile::proc_path`] names (`/proc/self/fd/N`,
+/// `/dev/fd/N`): its last component.
+pub fn descriptor_of(path: &str) -> Result<RawFd, String> {
+    path.rsplit('/')
+        .next()
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| format!("{path:?} names no descriptor"))
+}
+
 /// Every way that was tried and why each failed.
 #[derive(Debug, thiserror::Error)]
 #[error("no way to hold `{name}` in memory: {}", .attempts.join("; "))]
