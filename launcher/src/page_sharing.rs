@@ -192,21 +192,35 @@ pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<u64, String> {
     let floor = |value: u64| value & !(page - 1);
     let ceil = |value: u64| (value + page - 1) & !(page - 1);
     let object_len = object.len as u64;
-    let mut remapped: Vec<Range<u64>> = Vec::new();
-    let mut kept: Vec<Range<u64>> = Vec::new();
-    for segment in loaded
+    let loads: Vec<&Segment> = loaded
         .segments
         .iter()
         .filter(|segment| segment.kind == PT_LOAD)
-    {
-        let file_pages = floor(segment.offset)..ceil(segment.offset + segment.file_size);
-        let shareable = segment.flags & PF_W == 0
+        .collect();
+    let candidate = |segment: &Segment| {
+        segment.flags & PF_W == 0
             && segment.flags & PF_R != 0
             && segment.offset >= page
             && segment.file_size > 0
             && segment.file_size == segment.memory_size
             && segment.address % page == segment.offset % page
-            && segment.offset + segment.file_size <= object_len;
+            && segment.offset + segment.file_size <= object_len
+    };
+    let memory_pages =
+        |segment: &Segment| floor(segment.address)..ceil(segment.address + segment.memory_size);
+    let overlaps = |a: &Range<u64>, b: &Range<u64>| a.start < b.end && b.start < a.end;
+    let mut remapped: Vec<Range<u64>> = Vec::new();
+    let mut kept: Vec<Range<u64>> = Vec::new();
+    for segment in &loads {
+        let file_pages = floor(segment.offset)..ceil(segment.offset + segment.file_size);
+        // A page of memory shared with a segment that stays as it is (writable data placed in
+        // the same page, say) must not be replaced.
+        let shareable = candidate(segment)
+            && loads.iter().all(|other| {
+                std::ptr::eq(*other, *segment)
+                    || candidate(other)
+                    || !overlaps(&memory_pages(segment), &memory_pages(other))
+            });
         if !shareable {
             kept.push(file_pages);
             continue;
