@@ -43,4 +43,27 @@ pub fn print(context: &ArchiveContext, argv: &[OsString]) {
     for (way, result) in memfd::probe() {
         println!("  {way:<40} {result}");
     }
+    if let Some(setting) = shmem_huge_pages() {
+        println!("memory-file huge pages: {setting}");
+    }
+}
+
+/// The host's huge-page policy for memory files (`memfd`), with what it means for start-up:
+/// filling memory files page by page is where an app with large native libraries loses time
+/// against a venv (docs/benchmarks.md measured numpy at 1.21× with `never`, 1.07× with
+/// `within_size`). Linux only; `None` when the file is absent.
+fn shmem_huge_pages() -> Option<String> {
+    let text = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled").ok()?;
+    let setting = text
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix('[')?.strip_suffix(']'))?
+        .to_string();
+    Some(match setting.as_str() {
+        "within_size" | "always" | "force" => format!("{setting} (large libraries load faster)"),
+        _ => format!(
+            "{setting} (an operator can set `within_size` in \
+             /sys/kernel/mm/transparent_hugepage/shmem_enabled: large native libraries then load \
+             several times faster)"
+        ),
+    })
 }

@@ -181,6 +181,7 @@ fn pyferry_info_reports_the_runtime_and_the_loading_ways() {
         "build id:",
         "entry point:      __main__",
         "memfd_create(MFD_NOEXEC_SEAL)",
+        "memory-file huge pages: ",
     ] {
         assert!(
             finished.stdout.contains(needle),
