@@ -97,6 +97,16 @@ pub fn share_pages_enabled() -> bool {
     env::var(SHARE_PAGES).map_or(true, |value| value != "0")
 }
 
+/// `1` puts shared objects in a private tmpfs with huge pages before trying `memfd_create`
+/// (`memfd.rs`): filling and freeing them is several times faster where the host's memfds use
+/// small pages; needs `CAP_SYS_ADMIN`, and falls back to the usual order without it.
+pub const HUGE_PAGES: &str = "PYFERRY_HUGE_PAGES";
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn huge_pages_requested() -> bool {
+    env::var(HUGE_PAGES).is_ok_and(|value| value == "1")
+}
+
 /// `1` runs the embedded interpreter with python's command line instead of the application
 /// (see `command_line.rs` for every way to get there). Child processes inherit it.
 pub const PYTHON_MODE: &str = "PYFERRY_PYTHON";

@@ -27,6 +27,9 @@ use crate::environment::{self, MemoryFilePolicy};
 /// How a memory file was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backing {
+    /// `PYFERRY_HUGE_PAGES=1`: an `O_TMPFILE` in a tmpfs of the launcher's own, mounted nowhere,
+    /// with huge pages.
+    HugeTmpfs,
     MemfdNoexecSeal,
     Memfd,
     TmpFile(PathBuf),
@@ -35,6 +38,7 @@ pub enum Backing {
 impl std::fmt::Display for Backing {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Backing::HugeTmpfs => write!(formatter, "O_TMPFILE in a private tmpfs with huge pages"),
             Backing::MemfdNoexecSeal => write!(formatter, "memfd_create(MFD_NOEXEC_SEAL)"),
             Backing::Memfd => write!(formatter, "memfd_create"),
             Backing::TmpFile(dir) => write!(formatter, "O_TMPFILE in {}", dir.display()),
@@ -164,6 +168,15 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     let policy = environment::memory_file_policy();
     let base_name = name.rsplit('/').next().unwrap_or(name);
     let mut attempts = Vec::new();
+    if environment::huge_pages_requested() && policy == MemoryFilePolicy::Auto {
+        match huge_tmpfile() {
+            Ok(file) => return Ok((file, Backing::HugeTmpfs)),
+            Err(error) => {
+                tracing::debug!(%error, "no private tmpfs with huge pages");
+                attempts.push(format!("{}: {error}", Backing::HugeTmpfs));
+            }
+        }
+    }
     if policy.allows_memfd() {
         // Without `MFD_NOEXEC_SEAL` only when the kernel did not know the flag (`EINVAL`): any
         // other error (seccomp's `EPERM`, `ENOSYS`) would only repeat.
@@ -201,6 +214,84 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
         name: name.to_string(),
         attempts,
     })
+}
+
+/// A tmpfs of this process's own with `huge=within_size`, created once: a detached mount
+/// (`fsopen`/`fsconfig`/`fsmount`), attached to no directory, so no other process sees it and it
+/// goes away with its last file. Memory files there are filled and freed in 2 MB pages, whatever
+/// the host's policy for memfds; creating it needs `CAP_SYS_ADMIN`.
+#[cfg(target_os = "linux")]
+fn huge_tmpfs() -> Result<RawFd, String> {
+    use std::sync::OnceLock;
+    static MOUNT: OnceLock<Result<RawFd, String>> = OnceLock::new();
+    MOUNT
+        .get_or_init(|| {
+            const FSOPEN_CLOEXEC: libc::c_uint = 1;
+            const FSCONFIG_SET_STRING: libc::c_uint = 1;
+            const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+            const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+            let error = |call: &str| format!("{call}: {}", std::io::Error::last_os_error());
+            // SAFETY: `fsopen` takes a C string and flags and returns a new descriptor or -1.
+            let context =
+                unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) };
+            if context < 0 {
+                return Err(error("fsopen(tmpfs)"));
+            }
+            let context = context as RawFd;
+            // SAFETY: `context` is the descriptor just opened; the key and value are C strings.
+            let configured = unsafe {
+                libc::syscall(
+                    libc::SYS_fsconfig,
+                    context,
+                    FSCONFIG_SET_STRING,
+                    c"huge".as_ptr(),
+                    c"within_size".as_ptr(),
+                    0,
+                ) == 0
+                    && libc::syscall(
+                        libc::SYS_fsconfig,
+                        context,
+                        FSCONFIG_CMD_CREATE,
+                        std::ptr::null::<libc::c_char>(),
+                        std::ptr::null::<libc::c_char>(),
+                        0,
+                    ) == 0
+            };
+            let mount = if configured {
+                // SAFETY: as above; the result is a new descriptor or -1.
+                unsafe { libc::syscall(libc::SYS_fsmount, context, FSMOUNT_CLOEXEC, 0) }
+            } else {
+                -1
+            };
+            let result = if mount < 0 {
+                Err(error(if configured { "fsmount" } else { "fsconfig" }))
+            } else {
+                Ok(mount as RawFd)
+            };
+            // SAFETY: `context` is ours and no longer needed (the mount holds the superblock).
+            unsafe { libc::close(context) };
+            result
+        })
+        .clone()
+}
+
+#[cfg(target_os = "linux")]
+fn huge_tmpfile() -> Result<File, String> {
+    let mount = huge_tmpfs()?;
+    // SAFETY: `openat` on the mount's descriptor with a C string; returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::openat(
+            mount,
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o700,
+        )
+    };
+    if fd < 0 {
+        return Err(format!("O_TMPFILE: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// How many threads may copy one object: the importing thread, which waits for the copy, uses
@@ -305,7 +396,12 @@ pub fn load(
     threads: CopyThreads,
 ) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
-    if let Err(error) = fill(&mut file, source, offset, bytes, threads) {
+    // `huge=within_size` gives a page only the huge pages that lie within the file's size.
+    let sized = match backing {
+        Backing::HugeTmpfs => file.set_len(bytes.len() as u64),
+        _ => Ok(()),
+    };
+    if let Err(error) = sized.and_then(|()| fill(&mut file, source, offset, bytes, threads)) {
         return Err(MemoryFileError {
             name: name.to_string(),
             attempts: vec![format!(

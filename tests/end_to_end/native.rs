@@ -539,3 +539,44 @@ fn memory_files_made_before_a_fork_stay_whole_for_whoever_loads_them() {
         );
     }
 }
+
+#[test]
+fn huge_pages_opt_in_uses_a_private_tmpfs_or_falls_back() {
+    if !is_root() {
+        eprintln!("skipped: a private tmpfs needs CAP_SYS_ADMIN (root)");
+        return;
+    }
+    let with_huge_pages = |command: &mut Command| -> Finished {
+        run(command
+            .env("PYFERRY_HUGE_PAGES", "1")
+            .env("PYFERRY_LOG", "debug"))
+    };
+    // Root: the objects go to a tmpfs of the launcher's own, mounted nowhere.
+    let finished = with_huge_pages(Command::new(natives_app()).arg("numpy"));
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert_lines(&finished, NUMPY_EXPECTED);
+    assert!(
+        finished
+            .stderr
+            .contains("backing=O_TMPFILE in a private tmpfs with huge pages"),
+        "{}",
+        finished.stderr
+    );
+    // Without CAP_SYS_ADMIN over the mount namespace (a new user namespace): memfd, as usual.
+    let finished = with_huge_pages(
+        Command::new("unshare")
+            .args(["--user", "--"])
+            .arg(natives_app())
+            .arg("numpy"),
+    );
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert_lines(&finished, NUMPY_EXPECTED);
+    assert!(
+        finished.stderr.contains("no private tmpfs with huge pages")
+            && finished
+                .stderr
+                .contains("backing=memfd_create(MFD_NOEXEC_SEAL)"),
+        "{}",
+        finished.stderr
+    );
+}
