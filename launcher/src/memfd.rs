@@ -9,6 +9,9 @@
 //! 3. an unnamed `O_TMPFILE` file in the first of `$XDG_RUNTIME_DIR`, `/dev/shm`, `/tmp`,
 //!    `/var/tmp` whose mount is not `noexec` (a seccomp profile may deny `memfd_create`).
 //!
+//! With `PYFERRY_HUGE_PAGES=1` an `O_TMPFILE` in a tmpfs of the launcher's own, with huge pages
+//! and mounted nowhere, is tried first (it needs `CAP_SYS_ADMIN`).
+//!
 //! The descriptors are never closed: if one were closed and its number reused,
 //! `dlopen("/proc/self/fd/N")` would return the library first loaded under that name.
 #![allow(unsafe_code)]
