@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::central_directory::{self, Bounds, Entry};
+use crate::central_directory::{self, Bounds, Entry, CENTRAL_HEADER_LEN};
 use crate::index::{EntryIndex, NameSpan};
 use crate::manifest::{Manifest, ManifestError, MANIFEST_PATH};
 
@@ -189,9 +189,6 @@ impl<'a> Archive<'a> {
         self.entry(name).ok()?.map(|entry| entry.size)
     }
 }
-
-/// Length of a central header before its name.
-const CENTRAL_HEADER_LEN: usize = 46;
 
 /// One quick pass over the central directory: where each name is, nothing copied. Only the
 /// headers' signatures and lengths are checked here; the rest of a header is checked when its

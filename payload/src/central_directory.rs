@@ -29,7 +29,8 @@ const ZIP64_LOCATOR_SIGNATURE: u32 = 0x0706_4b50;
 const ZIP64_END_SIGNATURE: u32 = 0x0606_4b50;
 const CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
 const LOCAL_SIGNATURE: u32 = 0x0403_4b50;
-const CENTRAL_HEADER_LEN: usize = 46;
+/// Length of a central header before its name.
+pub const CENTRAL_HEADER_LEN: usize = 46;
 const LOCAL_HEADER_LEN: usize = 30;
 
 /// The parsed central directory.
@@ -147,10 +148,10 @@ pub fn header_name<'a>(
         .get(at..at + CENTRAL_HEADER_LEN)
         .filter(|_| at + CENTRAL_HEADER_LEN <= end)
         .ok_or("bad header signature")?;
-    if fixed[..4] != CENTRAL_SIGNATURE.to_le_bytes() {
+    if u32_at(fixed, 0) != Some(CENTRAL_SIGNATURE) {
         return Err("bad header signature");
     }
-    let field = |offset: usize| usize::from(u16::from_le_bytes([fixed[offset], fixed[offset + 1]]));
+    let field = |offset: usize| usize::from(u16_at(fixed, offset).unwrap_or_default());
     let name_len = field(28);
     let name_start = at + CENTRAL_HEADER_LEN;
     let next = name_start + name_len + field(30) + field(32);
