@@ -31,7 +31,7 @@ pub struct PlannedEntry {
 /// everything: a file about a third the size, paid for at every start by inflating what is
 /// imported.
 pub fn compression_for(name: &str, compress_all: bool) -> Compression {
-    if !compress_all && (crate::elf::is_shared_object_name(name) || name.ends_with(".pyc")) {
+    if !compress_all && (pyferry_payload::is_shared_object(name) || name.ends_with(".pyc")) {
         Compression::Stored
     } else {
         Compression::Deflated

@@ -30,9 +30,3 @@ pub fn read_shared_object(bytes: &[u8]) -> Option<SharedObject> {
         extension_module,
     })
 }
-
-/// Whether a file name looks like a shared object (`x.so`, `libfoo.so.1.2`).
-pub fn is_shared_object_name(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    base.ends_with(".so") || base.contains(".so.")
-}

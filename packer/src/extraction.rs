@@ -29,7 +29,7 @@ fn is_code_or_metadata(name: &str) -> bool {
         || name.ends_with(".pyc")
         || name.ends_with(".pyi")
         || name.ends_with("py.typed")
-        || crate::elf::is_shared_object_name(name)
+        || pyferry_payload::is_shared_object(name)
 }
 
 /// The top-level package of an archive path, if it is inside one (not `*.dist-info`,
@@ -65,7 +65,7 @@ pub fn packages_needing_files(
     let mut native: BTreeSet<&str> = BTreeSet::new();
     for file in files {
         if let Some(package) = top_level_package(&file.name) {
-            if crate::elf::is_shared_object_name(&file.name) {
+            if pyferry_payload::is_shared_object(&file.name) {
                 native.insert(package);
             } else if !is_code_or_metadata(&file.name) {
                 with_data.insert(package);

@@ -525,8 +525,7 @@ pub fn mutate(bytes: &[u8], layout: &Layout, focus: &Focus, rng: &mut Rng) -> Mu
                 ];
                 // Entry data, except shared objects': the launcher hands their bytes to the
                 // dynamic loader unchecked (docs/security.md says why).
-                let shared_object = local.name.ends_with(".so") || local.name.contains(".so.");
-                if local.data < local.end && !shared_object {
+                if local.data < local.end && !pyferry_payload::is_shared_object(&local.name) {
                     regions.push((local.data..local.end, format!("the data of {}", local.name)));
                 }
                 if let Some(manifest) = manifest {

@@ -35,7 +35,7 @@ fn files_have_module(files: &[TreeFile], module: &str) -> bool {
         let name = file.name.as_str();
         name == format!("{base}.py")
             || name == format!("{base}/__init__.py")
-            || (name.starts_with(&format!("{base}.")) && elf::is_shared_object_name(name))
+            || (name.starts_with(&format!("{base}.")) && pyferry_payload::is_shared_object(name))
             || name.starts_with(&format!("{base}/"))
     })
 }
@@ -385,7 +385,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     let mut app_names: BTreeSet<String> = BTreeSet::new();
     let mut objects: BTreeMap<String, SharedObject> = BTreeMap::new();
     for file in files {
-        if elf::is_shared_object_name(&file.name) {
+        if pyferry_payload::is_shared_object(&file.name) {
             let bytes = fs_err::read(&file.path)?;
             if let Some(object) = elf::read_shared_object(&bytes) {
                 objects.insert(file.name.clone(), object);
