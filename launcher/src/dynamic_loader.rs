@@ -31,10 +31,16 @@ pub fn open_library(path: &str) -> Result<(), String> {
 /// Opens the shared object at `path` and keeps it loaded for the life of the process.
 #[cfg(not(target_os = "freebsd"))]
 pub fn open_library(path: &str) -> Result<(), String> {
+    open(path, libc::RTLD_NOW | libc::RTLD_LOCAL)
+}
+
+/// `dlopen(path, flags)`, never closed.
+#[cfg(not(target_os = "freebsd"))]
+fn open(path: &str, flags: libc::c_int) -> Result<(), String> {
     let c_path = CString::new(path).map_err(|_| format!("{path:?} contains a NUL byte"))?;
     // SAFETY: `c_path` is a valid C string; the handle is deliberately leaked (never passed to
-    // `dlclose`), so the library's code stays mapped for whoever links against it.
-    let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    // `dlclose`), so the object's code stays mapped for whoever links against it.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
     if handle.is_null() {
         return Err(last_error());
     }
@@ -46,13 +52,7 @@ pub fn open_library(path: &str) -> Result<(), String> {
 /// the launcher share its read-only pages before anything can fork (`page_sharing.rs`).
 #[cfg(target_os = "linux")]
 pub fn open_extension(path: &str, flags: libc::c_int) -> Result<(), String> {
-    let c_path = CString::new(path).map_err(|_| format!("{path:?} contains a NUL byte"))?;
-    // SAFETY: as in `open_library`: a valid C string, a handle that is never closed.
-    let handle = unsafe { libc::dlopen(c_path.as_ptr(), flags) };
-    if handle.is_null() {
-        return Err(last_error());
-    }
-    Ok(())
+    open(path, flags)
 }
 
 fn last_error() -> String {

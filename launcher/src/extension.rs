@@ -419,7 +419,7 @@ impl ExtensionLoader {
         // Loaded here first (CPython's `dlopen` then finds it) so that its read-only pages can
         // be shared before anything forks. A failure is left for `create_dynamic` to report.
         #[cfg(target_os = "linux")]
-        {
+        if crate::page_sharing::enabled() {
             let flags: libc::c_int = py
                 .import("sys")?
                 .call_method0("getdlopenflags")?
