@@ -15,8 +15,9 @@ use pyo3::types::PyDict;
 
 use crate::context::ArchiveContext;
 use crate::finder::import_error;
-use crate::memfd::{self, CopyThreads};
+use crate::memfd::{self, CopyThreads, LeaveOut};
 use crate::{dynamic_loader, environment};
+use pyferry_payload::LoadPlan;
 
 static LOADER: PyOnceLock<Py<ExtensionLoader>> = PyOnceLock::new();
 
@@ -118,14 +119,48 @@ impl Registry {
     }
 }
 
+/// The load plan archive entry `name` is copied and loaded with: only where its read-only
+/// pages are mapped from the executable (Linux, page sharing on) and its bytes are stored,
+/// page-aligned, as the plan expects.
+fn load_plan<'a>(context: &'a ArchiveContext, name: &str) -> Option<&'a LoadPlan> {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: u64 = 4096;
+        let range = context.archive.stored_range(name)?;
+        let plan = context.archive.manifest().load_plans.get(name)?;
+        let usable = crate::page_sharing::enabled()
+            && range.start as u64 % PAGE == 0
+            && plan.fits(range.len() as u64, PAGE);
+        usable.then_some(plan)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (context, name);
+        None
+    }
+}
+
 /// Copies archive entry `name` into a memory file (without a copy through user space when the
-/// entry is stored) and returns the path `dlopen` takes.
+/// entry is stored; without the parts its load plan maps from the executable) and returns the
+/// path `dlopen` takes.
 fn to_memory(context: &ArchiveContext, name: &str, threads: CopyThreads) -> Result<String, String> {
     let archive = &context.archive;
     let file = match archive.stored_range(name) {
         Some(range) => {
             let bytes = &context.image[range.clone()];
-            memfd::load(name, context.image_fd, range.start as u64, bytes, threads)
+            let leave_out =
+                load_plan(context, name).map_or_else(LeaveOut::default, |plan| LeaveOut {
+                    ranges: &plan.mapped,
+                    hidden_tags: &plan.hidden_init_tags,
+                });
+            memfd::load(
+                name,
+                context.image_fd,
+                range.start as u64,
+                bytes,
+                threads,
+                leave_out,
+            )
         }
         None => {
             let data = archive
@@ -205,7 +240,9 @@ fn load_library(
 
 /// Runs `open` (a `dlopen` of archive entry `name` from its memory file at `path`) and, when it
 /// succeeds, maps the object's read-only pages from the executable (`page_sharing.rs`), with
-/// forks held off in between.
+/// forks held off in between. An object loaded with a load plan then gets whatever could not be
+/// mapped written into its memory file, and its constructors run; when `open` fails, its memory
+/// file is made whole again for whoever tries next.
 #[cfg(target_os = "linux")]
 fn share_after(
     context: &ArchiveContext,
@@ -216,14 +253,41 @@ fn share_after(
     if !crate::page_sharing::enabled() {
         return open();
     }
+    let plan = load_plan(context, name);
+    let range = context.archive.stored_range(name);
+    let memory_file = memfd::descriptor_of(path)?;
+    // Writes the left-out `ranges` (and the hidden tags, when `restore_tags`) into the file.
+    let complete = |ranges: &[std::ops::Range<u64>], restore_tags: bool| {
+        let (Some(plan), Some(range)) = (plan, &range) else {
+            return Ok(());
+        };
+        let tags: &[u64] = if restore_tags {
+            &plan.hidden_init_tags
+        } else {
+            &[]
+        };
+        memfd::complete(
+            memory_file,
+            context.image_fd,
+            range.start as u64,
+            &context.image[range.clone()],
+            ranges,
+            tags,
+        )
+        .map_err(|error| format!("cannot complete its memory file: {error}"))
+    };
+    let left_out: Vec<std::ops::Range<u64>> = plan
+        .map(|plan| plan.mapped.iter().map(|&[start, end]| start..end).collect())
+        .unwrap_or_default();
     crate::page_sharing::without_forks(|| {
-        open()?;
-        let shared = context
-            .archive
-            .stored_range(name)
+        if let Err(error) = open() {
+            complete(&left_out, true)?;
+            return Err(error);
+        }
+        let shared = range
+            .clone()
             .ok_or_else(|| "it is not stored uncompressed".to_string())
             .and_then(|range| {
-                let memory_file = memfd::descriptor_of(path)?;
                 crate::page_sharing::share_read_only_pages(&crate::page_sharing::SharedObject {
                     loaded_from: path,
                     memory_file,
@@ -231,14 +295,40 @@ fn share_after(
                     image: context.image,
                     offset_in_image: range.start,
                     len: range.len(),
+                    left_out: plan.map_or(&[], |plan| &plan.mapped),
                 })
             });
-        match shared {
-            Ok(bytes) => tracing::debug!(name, bytes, "read-only pages shared with the executable"),
-            Err(reason) => tracing::debug!(name, %reason, "pages kept in the memory file"),
+        let remapped = match shared {
+            Ok(shared) => {
+                tracing::debug!(
+                    name,
+                    released = shared.released,
+                    "read-only pages shared with the executable"
+                );
+                shared.remapped
+            }
+            Err(reason) => {
+                tracing::debug!(name, %reason, "pages kept in the memory file");
+                Vec::new()
+            }
+        };
+        let missing = crate::page_sharing::subtract(&left_out, &remapped);
+        if !missing.is_empty() {
+            tracing::debug!(
+                name,
+                ranges = missing.len(),
+                "left-out pages written after all"
+            );
         }
-        Ok(())
-    })
+        complete(&missing, false)
+    })?;
+    if let Some(plan) = plan {
+        let bias = crate::page_sharing::load_bias(path)
+            .ok_or_else(|| format!("`{name}` is not among the loaded objects"))?;
+        crate::constructors::run(bias, plan);
+        tracing::debug!(name, "constructors run after mapping its code");
+    }
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -417,16 +507,23 @@ impl ExtensionLoader {
             })
             .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
         // Loaded here first (CPython's `dlopen` then finds it) so that its read-only pages can
-        // be shared before anything forks. A failure is left for `create_dynamic` to report.
+        // be shared before anything forks. A failure to load is left for `create_dynamic` to
+        // report (its memory file is whole again by then).
         #[cfg(target_os = "linux")]
         if crate::page_sharing::enabled() {
             let flags: libc::c_int = py
                 .import("sys")?
                 .call_method0("getdlopenflags")?
                 .extract()?;
-            let _ = share_after(context, relative, &fd_path, || {
+            let opened = share_after(context, relative, &fd_path, || {
                 dynamic_loader::open_extension(&fd_path, flags)
             });
+            // Loaded, but not completed: CPython would find it half-done.
+            if let Err(error) = opened {
+                if crate::page_sharing::load_bias(&fd_path).is_some() {
+                    return Err(fail(format!("cannot import `{name}`: {error}")));
+                }
+            }
         }
         // FreeBSD (untested): no path reaches a memory file without fdescfs; create the module
         // from the descriptor.

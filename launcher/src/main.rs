@@ -10,6 +10,8 @@
 
 mod bytecode;
 mod command_line;
+#[cfg(target_os = "linux")]
+mod constructors;
 mod context;
 mod dynamic_loader;
 mod environment;

@@ -390,21 +390,57 @@ fn fill_range(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> s
     Ok(())
 }
 
-/// Makes a memory file holding `bytes`, which lie at `offset` in the file open as `source`.
+/// What to leave out of a memory file: byte ranges of the object (left as holes, the file
+/// keeping its full size), and the offsets of 8-byte dynamic tags to overwrite with
+/// [`HIDDEN_TAG`] (see `pyferry_payload::LoadPlan`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaveOut<'a> {
+    pub ranges: &'a [[u64; 2]],
+    pub hidden_tags: &'a [u64],
+}
+
+/// What a hidden dynamic tag becomes: `DT_LOOS`, a tag of no meaning that glibc skips.
+const HIDDEN_TAG: u64 = 0x6000_000d;
+
+/// Makes a memory file holding `bytes`, which lie at `offset` in the file open as `source`,
+/// except what `leave_out` names.
 pub fn load(
     name: &str,
     source: RawFd,
     offset: u64,
     bytes: &[u8],
     threads: CopyThreads,
+    leave_out: LeaveOut<'_>,
 ) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
-    // `huge=within_size` gives a page only the huge pages that lie within the file's size.
-    let sized = match backing {
-        Backing::HugeTmpfs => file.set_len(bytes.len() as u64),
-        _ => Ok(()),
+    // `huge=within_size` gives a page only the huge pages that lie within the file's size; a
+    // file with holes needs its size first too.
+    let sized = if backing == Backing::HugeTmpfs || !leave_out.ranges.is_empty() {
+        file.set_len(bytes.len() as u64)
+    } else {
+        Ok(())
     };
-    if let Err(error) = sized.and_then(|()| fill(&mut file, source, offset, bytes, threads)) {
+    let filled = sized.and_then(|()| {
+        if leave_out.ranges.is_empty() {
+            return fill(&mut file, source, offset, bytes, threads);
+        }
+        for piece in complement(leave_out.ranges, bytes.len() as u64) {
+            file.seek(std::io::SeekFrom::Start(piece.start))?;
+            let range = piece.start as usize..piece.end as usize;
+            fill(
+                &mut file,
+                source,
+                offset + piece.start,
+                &bytes[range],
+                threads,
+            )?;
+        }
+        for &tag in leave_out.hidden_tags {
+            std::os::unix::fs::FileExt::write_all_at(&file, &HIDDEN_TAG.to_le_bytes(), tag)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = filled {
         return Err(MemoryFileError {
             name: name.to_string(),
             attempts: vec![format!(
@@ -417,6 +453,49 @@ pub fn load(
         fd: file.into_raw_fd(),
         backing,
     })
+}
+
+/// Writes into memory file `fd` what [`load`] left out of it (`ranges` of `bytes`, which lie at
+/// `offset` of `source`, and the original bytes of the hidden tags when `restore_tags`): for a
+/// process that cannot map those ranges from the executable after all.
+pub fn complete(
+    fd: RawFd,
+    source: RawFd,
+    offset: u64,
+    bytes: &[u8],
+    ranges: &[std::ops::Range<u64>],
+    hidden_tags: &[u64],
+) -> std::io::Result<()> {
+    // SAFETY: `fd` is a memory file this process keeps open for its whole life; the `File` is
+    // turned back into a bare descriptor below without being closed.
+    let mut file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+    for range in ranges {
+        let piece = range.start as usize..(range.end as usize).min(bytes.len());
+        file.seek(std::io::SeekFrom::Start(range.start))?;
+        fill_range(&mut file, source, offset + range.start, &bytes[piece])?;
+    }
+    for &tag in hidden_tags {
+        let original = &bytes[tag as usize..tag as usize + 8];
+        std::os::unix::fs::FileExt::write_all_at(&*file, original, tag)?;
+    }
+    Ok(())
+}
+
+/// The parts of `0..len` outside `ranges` (sorted, disjoint).
+fn complement(ranges: &[[u64; 2]], len: u64) -> Vec<std::ops::Range<u64>> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for &[start, end] in ranges {
+        if start > at {
+            pieces.push(at..start.min(len));
+        }
+        at = at.max(end);
+    }
+    if at < len {
+        pieces.push(at..len);
+    }
+    pieces.retain(|piece| piece.start < piece.end);
+    pieces
 }
 
 /// Makes a memory file holding `bytes` that are not stored in the file as-is (compressed).
@@ -478,4 +557,23 @@ pub fn probe() -> Vec<(String, String)> {
         Err(error) => format!("fails: {error}"),
     };
     vec![(Backing::Memfd.to_string(), verdict)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complement;
+
+    #[test]
+    fn complement_is_what_the_ranges_leave() {
+        assert_eq!(complement(&[], 10), vec![0..10]);
+        assert_eq!(
+            complement(&[[4096, 8192]], 15160),
+            vec![0..4096, 8192..15160]
+        );
+        assert_eq!(
+            complement(&[[0, 4096], [8192, 16384]], 15160),
+            vec![4096..8192]
+        );
+        assert_eq!(complement(&[[4096, 8192]], 8192), vec![0..4096]);
+    }
 }

@@ -86,6 +86,17 @@ pub struct SharedObject<'a> {
     pub offset_in_image: usize,
     /// The object's size (its entry's), in bytes.
     pub len: usize,
+    /// Byte ranges of the object left out of its memory file (holes there): mapped from the
+    /// executable here without comparing bytes first.
+    pub left_out: &'a [[u64; 2]],
+}
+
+/// What [`share_read_only_pages`] did.
+pub struct Shared {
+    /// The object's byte ranges now mapped from the executable.
+    pub remapped: Vec<Range<u64>>,
+    /// How many bytes of the memory file will be released.
+    pub released: u64,
 }
 
 /// A mutex that `fork` takes too (through `pthread_atfork`), so no fork happens while it is
@@ -169,10 +180,10 @@ pub fn enabled() -> bool {
 }
 
 /// Maps the read-only segments of the object loaded from `object.loaded_from` from the
-/// executable and queues the release of the memory file's pages under them. Returns how many
-/// bytes will be released, or why nothing was done. Call it inside [`without_forks`], right
-/// after the `dlopen` that loaded the object.
-pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<u64, String> {
+/// executable and, when no other process can need them, queues the release of the memory
+/// file's pages under them. Returns what was done, or why nothing was. Call it inside
+/// [`without_forks`], right after the `dlopen` that loaded the object.
+pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<Shared, String> {
     // SAFETY: `sysconf` has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let page = u64::try_from(page)
@@ -181,9 +192,6 @@ pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<u64, String> {
         .ok_or("no page size")?;
     if object.offset_in_image as u64 % page != 0 {
         return Err("its bytes are not page-aligned in the executable".into());
-    }
-    if !only_this_process_can_load(object.memory_file) {
-        return Err("a forked process may still load its memory file".into());
     }
     let loaded = find_loaded(object.loaded_from).ok_or("not among the loaded objects")?;
     if has_text_relocations(&loaded) {
@@ -233,12 +241,28 @@ pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<u64, String> {
             }
         }
     }
-    let releasable = subtract(&remapped, &kept);
-    let bytes = releasable.iter().map(|range| range.end - range.start).sum();
+    // A forked process may still load the memory file: its pages stay.
+    // (Left-out ranges hold no pages.)
+    let releasable = if only_this_process_can_load(object.memory_file) {
+        let left_out: Vec<Range<u64>> = object
+            .left_out
+            .iter()
+            .map(|&[start, end]| start..end)
+            .collect();
+        subtract(&subtract(&remapped, &kept), &left_out)
+    } else {
+        Vec::new()
+    };
+    let released = releasable.iter().map(|range| range.end - range.start).sum();
     if !releasable.is_empty() {
         queue_release(object.memory_file, releasable);
     }
-    Ok(bytes)
+    Ok(Shared { remapped, released })
+}
+
+/// The load bias of the object `dlopen` loaded from `path`.
+pub fn load_bias(path: &str) -> Option<usize> {
+    find_loaded(path).map(|loaded| loaded.bias)
 }
 
 /// Maps `segment` again from the executable, after checking that its first and last page hold
@@ -267,7 +291,17 @@ fn remap(
             segment.offset + segment.file_size - file_start,
         ),
     ];
+    let left_out = |from: u64, to: u64| {
+        object
+            .left_out
+            .iter()
+            .any(|&[start, end]| start <= file_start + from && file_start + to <= end)
+    };
     for (from, to) in checks {
+        // Holes in the memory file: nothing to compare (the packer's layout guarantees them).
+        if left_out(from, to) {
+            continue;
+        }
         let in_image = object
             .image
             .get((image_start + from) as usize..(image_start + to) as usize)
@@ -382,7 +416,7 @@ fn has_text_relocations(object: &LoadedObject) -> bool {
 }
 
 /// `ranges` minus every page of `kept`: sorted, disjoint ranges.
-fn subtract(ranges: &[Range<u64>], kept: &[Range<u64>]) -> Vec<Range<u64>> {
+pub fn subtract(ranges: &[Range<u64>], kept: &[Range<u64>]) -> Vec<Range<u64>> {
     let mut pieces: Vec<Range<u64>> = ranges.to_vec();
     for hole in kept {
         pieces = pieces

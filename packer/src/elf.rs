@@ -1,4 +1,5 @@
-//! What the packer needs to know about a shared object: its SONAME and the libraries it needs.
+//! What the packer needs to know about a shared object: its SONAME, the libraries it needs, and
+//! what the launcher may leave out of its memory file.
 
 use goblin::elf::Elf;
 
@@ -9,6 +10,8 @@ pub struct SharedObject {
     pub needed: Vec<String>,
     /// Whether it exports a `PyInit_*` function: an extension module, not a plain library.
     pub extension_module: bool,
+    /// What the launcher may leave out of its memory file (`load_plan.rs`).
+    pub load_plan: Option<pyferry_payload::LoadPlan>,
 }
 
 /// Reads `bytes` as an ELF shared object; `None` when it is not one.
@@ -28,5 +31,6 @@ pub fn read_shared_object(bytes: &[u8]) -> Option<SharedObject> {
         soname: elf.soname.map(str::to_string),
         needed: elf.libraries.iter().map(|name| name.to_string()).collect(),
         extension_module,
+        load_plan: crate::load_plan::load_plan(&elf, bytes.len() as u64),
     })
 }

@@ -64,6 +64,16 @@ pub struct LibraryGraph {
     pub linked_to_libpython: Vec<(String, String)>,
 }
 
+/// The load plans of `objects` (archive path → plan), for the manifest.
+pub fn load_plans(
+    objects: &BTreeMap<String, SharedObject>,
+) -> BTreeMap<String, pyferry_payload::LoadPlan> {
+    objects
+        .iter()
+        .filter_map(|(path, object)| Some((path.clone(), object.load_plan.clone()?)))
+        .collect()
+}
+
 /// Builds the graph over `objects`: archive path → parsed ELF facts.
 pub fn library_graph(objects: &BTreeMap<String, SharedObject>) -> LibraryGraph {
     // A library is found by SONAME, or by file name when it has none (what the loader matches).
@@ -141,6 +151,7 @@ mod tests {
             soname: soname.map(str::to_string),
             needed: needed.iter().map(|name| name.to_string()).collect(),
             extension_module: false,
+            load_plan: None,
         }
     }
 

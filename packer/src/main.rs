@@ -11,6 +11,7 @@ mod elf;
 mod extraction;
 mod inputs;
 mod libraries;
+mod load_plan;
 mod progress;
 mod resolve;
 mod runtime;

@@ -275,6 +275,7 @@ mod tests {
             build_id: String::new(),
             entry_point: EntryPoint::parse("app").unwrap(),
             shared_libraries: Default::default(),
+            load_plans: Default::default(),
             scripts: Default::default(),
             distributions: Default::default(),
             inherit_python_env: false,

@@ -20,7 +20,7 @@ pub mod writer;
 pub use archive::{Archive, ArchiveError, EntryData};
 pub use index::{EntryIndex, EntryKind, NameSpan};
 pub use manifest::{
-    EntryPoint, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
+    EntryPoint, LoadPlan, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
 };
 pub use writer::{Compression, PayloadWriter};
 

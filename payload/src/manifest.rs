@@ -95,6 +95,10 @@ pub struct Manifest {
     /// launcher loads them, dependencies first, before the object that needs them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shared_libraries: BTreeMap<String, Vec<String>>,
+    /// For shared objects whose code the launcher maps from the executable instead of copying
+    /// into their memory file: archive path → how (see [`LoadPlan`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub load_plans: BTreeMap<String, LoadPlan>,
     /// Entry points chosen by the name the executable is started as (`argv[0]`'s base name),
     /// busybox style; `entry_point` runs under any other name. Written by `--all-scripts`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -110,6 +114,52 @@ pub struct Manifest {
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distributions: BTreeMap<String, String>,
+}
+
+/// How to load a shared object whose read-only segments (code, constants) are mapped from the
+/// executable rather than copied: written by the packer from the object's ELF headers, so the
+/// launcher reads no ELF at start-up. Offsets are in the object's bytes, addresses are its
+/// virtual addresses (before the load bias).
+///
+/// The launcher copies everything but `mapped` into the memory file (those ranges stay holes),
+/// hides the object's constructors from the dynamic loader by overwriting the tags at
+/// `hidden_init_tags`, `dlopen`s it, maps `mapped` from the executable, and then runs the
+/// constructors itself: `init`, then the `init_array` entries. Nothing the dynamic loader
+/// reads before that lies in `mapped`: the packer gives no plan to objects with text
+/// relocations or `IFUNC`s, and keeps out of `mapped` every page that a dynamic-section
+/// pointer, a note, the TLS image or a writable segment touches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadPlan {
+    /// Page-aligned `[start, end)` byte ranges of the object left out of its memory file.
+    pub mapped: Vec<[u64; 2]>,
+    /// Offsets of the `d_tag` words of the `DT_INIT`, `DT_INIT_ARRAY` and `DT_INIT_ARRAYSZ`
+    /// entries of the object's dynamic section.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_init_tags: Vec<u64>,
+    /// `DT_INIT`'s address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<u64>,
+    /// `DT_INIT_ARRAY`'s address and its number of entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_array: Option<[u64; 2]>,
+}
+
+impl LoadPlan {
+    /// Whether the plan is usable for an object of `len` bytes: page-aligned ranges, sorted,
+    /// within the object and past its first page, tags within it (a damaged manifest must not make the launcher read
+    /// out of bounds).
+    pub fn fits(&self, len: u64, page: u64) -> bool {
+        let mut at = 0;
+        self.mapped.iter().all(|&[start, end]| {
+            // Never the first page: the ELF header is read from the file.
+            let fits = at.max(page) <= start && start < end && end <= len.next_multiple_of(page);
+            at = end;
+            fits && start % page == 0 && end % page == 0
+        }) && self
+            .hidden_init_tags
+            .iter()
+            .all(|&tag| tag.checked_add(8).is_some_and(|end| end <= len))
+    }
 }
 
 /// Why a manifest was refused.
@@ -169,6 +219,15 @@ mod tests {
                 "pkg/_ext.so".to_string(),
                 vec!["pkg.libs/libz-1.so".to_string()],
             )]),
+            load_plans: BTreeMap::from([(
+                "pkg.libs/libz-1.so".to_string(),
+                LoadPlan {
+                    mapped: vec![[0x1000, 0x5000]],
+                    hidden_init_tags: vec![0x6010, 0x6020],
+                    init: Some(0x1000),
+                    init_array: Some([0x7000, 2]),
+                },
+            )]),
             scripts: BTreeMap::from([(
                 "tool".to_string(),
                 EntryPoint::parse("pkg.tool:main").unwrap(),
@@ -177,6 +236,22 @@ mod tests {
             inherit_python_env: true,
             extract: vec!["certifi".to_string()],
         }
+    }
+
+    #[test]
+    fn load_plans_out_of_bounds_do_not_fit() {
+        let plan = |mapped: Vec<[u64; 2]>, hidden_init_tags: Vec<u64>| LoadPlan {
+            mapped,
+            hidden_init_tags,
+            ..LoadPlan::default()
+        };
+        assert!(plan(vec![[4096, 8192]], vec![100]).fits(9000, 4096));
+        assert!(!plan(vec![[4096, 16384]], vec![]).fits(9000, 4096));
+        assert!(!plan(vec![[4000, 8192]], vec![]).fits(9000, 4096));
+        assert!(!plan(vec![[0, 4096]], vec![]).fits(9000, 4096));
+        assert!(!plan(vec![[8192, 12288], [4096, 8192]], vec![]).fits(20000, 4096));
+        assert!(!plan(vec![], vec![8995]).fits(9000, 4096));
+        assert!(!plan(vec![], vec![u64::MAX]).fits(9000, 4096));
     }
 
     #[test]

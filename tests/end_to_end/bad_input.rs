@@ -75,6 +75,7 @@ fn manifest() -> Manifest {
         build_id: String::new(),
         entry_point: EntryPoint::parse("__main__").expect("entry point"),
         shared_libraries: Default::default(),
+        load_plans: Default::default(),
         scripts: Default::default(),
         distributions: Default::default(),
         inherit_python_env: false,

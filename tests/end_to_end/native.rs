@@ -340,13 +340,31 @@ fn gcc(args: &[&str], dir: &Path) {
     assert_eq!(finished.code, Some(0), "gcc {args:?}: {finished:#?}");
 }
 
+/// The extension asks its library for a value that the library's constructor sets; its own
+/// constructor asks too, so it sees the value only if the library's constructor ran first.
 const EXTENSION_C: &str = r#"
 #include <Python.h>
 extern int vendored_answer(void);
+extern int vendored_argc(void);
+static int answer_at_load = -1;
+__attribute__((constructor)) static void at_load(void) { answer_at_load = vendored_answer(); }
 static PyObject *answer(PyObject *self, PyObject *unused) { return PyLong_FromLong(vendored_answer()); }
-static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static PyObject *at_load_answer(PyObject *self, PyObject *unused) { return PyLong_FromLong(answer_at_load); }
+static PyObject *argc(PyObject *self, PyObject *unused) { return PyLong_FromLong(vendored_argc()); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, ""}, {"at_load", at_load_answer, METH_NOARGS, ""}, {"argc", argc, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ext", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_ext(void) { return PyModule_Create(&module); }
+"#;
+
+/// A library whose answer is set by its constructor, which also records `argc`.
+const VENDORED_C: &str = r#"
+static int answer, seen_argc;
+__attribute__((constructor)) static void set_answer(int argc, char **argv, char **envp) {
+    answer = 42;
+    seen_argc = argc;
+}
+int vendored_answer(void) { return answer; }
+int vendored_argc(void) { return seen_argc; }
 "#;
 
 /// Builds `pkg/ext.cpython-311-x86_64-linux-gnu.so` needing `libvendored.so.1`, which is put
@@ -355,10 +373,7 @@ fn extension_tree(scratch: &Scratch, keep_library: bool, link_libpython: bool) -
     let build = scratch.path("build");
     write_tree(
         &build,
-        &[
-            ("ext.c", EXTENSION_C),
-            ("vendored.c", "int vendored_answer(void) { return 42; }\n"),
-        ],
+        &[("ext.c", EXTENSION_C), ("vendored.c", VENDORED_C)],
     );
     gcc(
         &[
@@ -386,7 +401,7 @@ fn extension_tree(scratch: &Scratch, keep_library: bool, link_libpython: bool) -
     }
     gcc(&ext_args, &build);
     let app = scratch.path("app");
-    write_tree(&app, &[("__main__.py", "from pkg import ext\nprint('answer', ext.answer(), ext.__file__.endswith('/pkg/ext.cpython-311-x86_64-linux-gnu.so'))\n"), ("pkg/__init__.py", "")]);
+    write_tree(&app, &[("__main__.py", "from pkg import ext\nprint('answer', ext.answer(), ext.__file__.endswith('/pkg/ext.cpython-311-x86_64-linux-gnu.so'))\nprint('at load', ext.at_load(), 'argc', ext.argc())\n"), ("pkg/__init__.py", "")]);
     std::fs::copy(
         build.join("ext.so"),
         app.join("pkg/ext.cpython-311-x86_64-linux-gnu.so"),
@@ -407,9 +422,37 @@ fn library_kept_next_to_its_extension_is_loaded_first() {
     let scratch = Scratch::new();
     let app = extension_tree(&scratch, true, false);
     let exe = pack(&app, &scratch.path("app.bin"), &[]);
-    assert_eq!(
-        run(&mut Command::new(&exe)).success().stdout,
-        "answer 42 True\n"
+    let expected = "answer 42 True\nat load 42 argc 3\n";
+    // By default the library and the extension are loaded with their code mapped from the
+    // executable and their constructors run by the launcher, in the loader's order.
+    let finished = run(Command::new(&exe)
+        .args(["one", "two"])
+        .env("PYFERRY_LOG", "debug"))
+    .success();
+    assert_eq!(finished.stdout, expected);
+    for object in [
+        "pkg/libvendored.so.1",
+        "pkg/ext.cpython-311-x86_64-linux-gnu.so",
+    ] {
+        assert!(
+            finished.stderr.lines().any(|line| line
+                .contains("constructors run after mapping its code")
+                && line.contains(object)),
+            "{object}: {finished:#?}"
+        );
+    }
+    // Without page sharing, everything is copied and the loader runs the constructors.
+    let finished = run(Command::new(&exe)
+        .args(["one", "two"])
+        .env("PYFERRY_SHARE_PAGES", "0")
+        .env("PYFERRY_LOG", "debug"))
+    .success();
+    assert_eq!(finished.stdout, expected);
+    assert!(
+        !finished
+            .stderr
+            .contains("constructors run after mapping its code"),
+        "{finished:#?}"
     );
 }
 

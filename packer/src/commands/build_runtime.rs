@@ -88,6 +88,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             function: Some("main".to_string()),
         },
         shared_libraries: graph.dependencies,
+        load_plans: libraries::load_plans(&objects),
         scripts: Default::default(),
         distributions: Default::default(),
         inherit_python_env: false,

@@ -421,6 +421,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
                     soname: Some(library.to_string()),
                     needed: Vec::new(),
                     extension_module: false,
+                    load_plan: None,
                 },
             );
         }
@@ -462,6 +463,8 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
     let mut shared_libraries = runtime_archive.manifest().shared_libraries.clone();
     shared_libraries.extend(graph.dependencies);
+    let mut load_plans = runtime_archive.manifest().load_plans.clone();
+    load_plans.extend(libraries::load_plans(&objects));
     // Every `*.dist-info` directory packed, whoever installed it (pyferry, or pip into a DIR).
     let distributions: BTreeMap<String, String> = files
         .iter()
@@ -478,6 +481,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         build_id: String::new(),
         entry_point,
         shared_libraries,
+        load_plans,
         scripts,
         distributions,
         inherit_python_env: args.inherit_python_env,
