@@ -569,6 +569,37 @@ fn read_only_pages_come_from_the_executable_once_loaded() {
 }
 
 #[test]
+fn code_is_never_copied_into_memory_files() {
+    // numpy's two big objects, copied into memory files by the prefetch thread and not yet
+    // loaded: their code and constants are holes (the packer's load plans leave them out), and
+    // numpy works once they are loaded.
+    let fraction = |finished: &Finished, name: &str| -> f64 {
+        let line = finished
+            .stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("before loading {name}")))
+            .unwrap_or_else(|| panic!("no `before loading {name}` line: {finished:#?}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let planned = probe("holes");
+    assert!(planned.stdout.ends_with("sum 25.0\n"), "{planned:#?}");
+    for name in ["libscipy_openblas64_", "_multiarray_umath"] {
+        let held = fraction(&planned, name);
+        eprintln!("{name}: {:.0}% of it copied", held * 100.0);
+        assert!(held < 0.25, "{name}: {held} copied: {planned:#?}");
+    }
+    // PYFERRY_SHARE_PAGES=0: nothing is mapped from the executable, so everything is copied.
+    let whole = run(Command::new(natives_app())
+        .arg("holes")
+        .env("PYFERRY_SHARE_PAGES", "0"))
+    .success();
+    assert!(whole.stdout.ends_with("sum 25.0\n"), "{whole:#?}");
+    for name in ["libscipy_openblas64_", "_multiarray_umath"] {
+        assert!(fraction(&whole, name) > 0.9, "{whole:#?}");
+    }
+}
+
+#[test]
 fn memory_files_made_before_a_fork_stay_whole_for_whoever_loads_them() {
     // The prefetch thread fills numpy's memory files, the app forks, the child loads numpy,
     // then the parent does: a process that gave back pages of a file another process had yet

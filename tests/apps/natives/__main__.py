@@ -271,6 +271,27 @@ def check_sharing():
     print("code mappings of the executable", len(executable_code))
 
 
+def check_holes():
+    """How much of numpy's two big objects their memory files hold before they are loaded:
+    the prefetch thread copies them at `find_spec`, leaving out what is mapped from the
+    executable once loaded."""
+    import importlib.util
+    import time
+
+    importlib.util.find_spec("numpy")  # starts the prefetch of numpy's libraries
+    wanted = ("openblas", "_multiarray_umath")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(any(w in name for name, _, _ in memory_files()) for w in wanted):
+        time.sleep(0.005)
+    time.sleep(0.3)  # let the copies finish
+    for name, size, allocated in memory_files():
+        if any(w in name for w in wanted):
+            print("before loading", name.split("-")[0].split(".")[0], round(allocated / size, 2))
+    import numpy
+
+    print("sum", float(numpy.linalg.inv(numpy.eye(50) * 2.0).sum()))
+
+
 def check_forkorder():
     """A memory file made before a fork, loaded after it by the child, then by the parent:
     neither may give back pages the other still has to load."""
