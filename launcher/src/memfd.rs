@@ -309,10 +309,10 @@ pub enum CopyThreads {
 /// bound by allocating and filling memory pages, which two cores do twice as fast.
 const SPLIT_COPY_THRESHOLD: usize = 8 << 20;
 
-/// Copies `bytes`, which lie at `offset` of `source`, into `file` (see [`fill_range`]), in two
-/// halves on two threads when large. The second half is written through a second open file
-/// description of the same file (its own file position); it is closed afterwards, which is safe
-/// because that descriptor number is never given to `dlopen`.
+/// Copies `bytes`, which lie at `offset` of `source`, into `file` at its position (see
+/// [`fill_range`]), in two halves on two threads when large. The second half is written
+/// through a second open file description of the same file (its own file position); it is
+/// closed afterwards, which is safe because that descriptor number is never given to `dlopen`.
 fn fill(
     file: &mut File,
     source: RawFd,
@@ -335,7 +335,8 @@ fn fill(
         Ok(second) => second,
         Err(_) => return fill_range(file, source, offset, bytes),
     };
-    second.seek(std::io::SeekFrom::Start(middle as u64))?;
+    let start = file.stream_position()?;
+    second.seek(std::io::SeekFrom::Start(start + middle as u64))?;
     std::thread::scope(|scope| {
         let second_half = scope.spawn(move || {
             fill_range(
@@ -561,7 +562,60 @@ pub fn probe() -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::complement;
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// A large object copied with two ranges left out and a tag hidden: every other byte is
+    /// the object's, the ranges read as zeros, and `complete` restores both.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn load_leaves_out_what_it_is_told_and_complete_puts_it_back() {
+        let len = 20 << 20;
+        let bytes: Vec<u8> = (0..len).map(|index| (index % 251) as u8).collect();
+        let mut source = memfd("source", libc::MFD_CLOEXEC).expect("memfd");
+        source.write_all(&[0xee; 4096]).expect("write");
+        source.write_all(&bytes).expect("write");
+        let ranges = [[4096, 8192], [12 << 20, (12 << 20) + 4096]];
+        let tags = [104];
+        let loaded = load(
+            "object.so",
+            source.as_raw_fd(),
+            4096,
+            &bytes,
+            CopyThreads::Two,
+            LeaveOut {
+                ranges: &ranges,
+                hidden_tags: &tags,
+            },
+        )
+        .expect("load");
+        let read_back = || {
+            let copy = File::open(loaded.proc_path()).expect("open");
+            let mut back = vec![0; len];
+            copy.read_exact_at(&mut back, 0).expect("read");
+            back
+        };
+        let back = read_back();
+        assert_eq!(back.len(), len);
+        let left_out = |at: usize| {
+            ranges
+                .iter()
+                .any(|&[s, e]| (s as usize..e as usize).contains(&at))
+        };
+        for at in 0..len {
+            let expected = if left_out(at) {
+                0
+            } else if (104..112).contains(&at) {
+                HIDDEN_TAG.to_le_bytes()[at - 104]
+            } else {
+                bytes[at]
+            };
+            assert_eq!(back[at], expected, "byte {at}");
+        }
+        let whole: Vec<std::ops::Range<u64>> = ranges.iter().map(|&[s, e]| s..e).collect();
+        complete(loaded.fd(), source.as_raw_fd(), 4096, &bytes, &whole, &tags).expect("complete");
+        assert!(read_back() == bytes);
+    }
 
     #[test]
     fn complement_is_what_the_ranges_leave() {
