@@ -312,7 +312,7 @@ fn share_after(
                 Vec::new()
             }
         };
-        let missing = crate::page_sharing::subtract(&left_out, &remapped);
+        let missing = pyferry_payload::ranges::subtract(&left_out, &remapped);
         if !missing.is_empty() {
             tracing::debug!(
                 name,

@@ -38,6 +38,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Mutex, Once};
 
 use crate::environment;
+use pyferry_payload::ranges::subtract;
 
 /// ELF constants (`<elf.h>`).
 const PT_LOAD: u32 = 1;
@@ -415,28 +416,6 @@ fn has_text_relocations(object: &LoadedObject) -> bool {
     false
 }
 
-/// `ranges` minus every page of `kept`: sorted, disjoint ranges.
-pub fn subtract(ranges: &[Range<u64>], kept: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut pieces: Vec<Range<u64>> = ranges.to_vec();
-    for hole in kept {
-        pieces = pieces
-            .into_iter()
-            .flat_map(|piece| {
-                let mut parts = Vec::new();
-                if piece.start < hole.start.min(piece.end) {
-                    parts.push(piece.start..hole.start.min(piece.end));
-                }
-                if hole.end.max(piece.start) < piece.end {
-                    parts.push(hole.end.max(piece.start)..piece.end);
-                }
-                parts
-            })
-            .collect();
-    }
-    pieces.sort_by_key(|piece| piece.start);
-    pieces
-}
-
 /// Work for the release thread: ranges of a memory file to give back.
 struct Release {
     memory_file: RawFd,
@@ -497,26 +476,5 @@ fn release(job: &Release) {
             tracing::debug!(error = %std::io::Error::last_os_error(), "pages not released");
             return;
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::single_range_in_vec_init)]
-mod tests {
-    use super::subtract;
-
-    #[test]
-    fn subtract_leaves_what_no_kept_range_touches() {
-        assert_eq!(subtract(&[0..100], &[]), vec![0..100]);
-        assert_eq!(subtract(&[0..100], &[90..200]), vec![0..90]);
-        assert_eq!(
-            subtract(&[10..100], &[0..20, 50..60]),
-            vec![20..50, 60..100]
-        );
-        assert_eq!(
-            subtract(&[10..100], &[0..200]),
-            Vec::<std::ops::Range<u64>>::new()
-        );
-        assert_eq!(subtract(&[40..50, 0..10], &[5..45]), vec![0..5, 45..50]);
     }
 }

@@ -21,6 +21,7 @@ use goblin::elf::program_header::{
 use goblin::elf::reloc::R_X86_64_IRELATIVE;
 use goblin::elf::sym::STT_GNU_IFUNC;
 use goblin::elf::Elf;
+use pyferry_payload::ranges::subtract;
 use pyferry_payload::LoadPlan;
 use std::ops::Range;
 
@@ -212,39 +213,9 @@ fn ceil(value: u64) -> u64 {
     value.div_ceil(PAGE) * PAGE
 }
 
-/// `ranges` minus every byte of `kept`, merged and sorted.
-fn subtract(ranges: &[Range<u64>], kept: &[Range<u64>]) -> Vec<Range<u64>> {
-    let mut pieces: Vec<Range<u64>> = ranges.to_vec();
-    for hole in kept {
-        pieces = pieces
-            .into_iter()
-            .flat_map(|piece| {
-                [
-                    piece.start..hole.start.min(piece.end),
-                    hole.end.max(piece.start)..piece.end,
-                ]
-            })
-            .filter(|piece| piece.start < piece.end)
-            .collect();
-    }
-    pieces.sort_by_key(|piece| piece.start);
-    pieces
-}
-
 #[cfg(test)]
-#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subtract_removes_kept_pages() {
-        assert_eq!(subtract(&[0..100], &[90..200]), vec![0..90]);
-        assert_eq!(
-            subtract(&[10..100], &[0..20, 50..60]),
-            vec![20..50, 60..100]
-        );
-        assert!(subtract(&[10..100], &[0..200]).is_empty());
-    }
 
     /// The C compiler's own runtime library, as a shared object every Debian machine has:
     /// a plan leaves out code but never the first segment or the dynamic section.

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod central_directory;
 pub mod index;
 pub mod manifest;
+pub mod ranges;
 pub mod record;
 pub mod seal;
 pub mod writer;
