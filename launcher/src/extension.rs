@@ -125,12 +125,13 @@ impl Registry {
 fn load_plan<'a>(context: &'a ArchiveContext, name: &str) -> Option<&'a LoadPlan> {
     #[cfg(target_os = "linux")]
     {
-        const PAGE: u64 = 4096;
+        // The writer's alignment is the page size the plan was made for.
+        let page = u64::from(pyferry_payload::SHARED_OBJECT_ALIGNMENT);
         let range = context.archive.stored_range(name)?;
         let plan = context.archive.manifest().load_plans.get(name)?;
         let usable = crate::page_sharing::enabled()
-            && range.start as u64 % PAGE == 0
-            && plan.fits(range.len() as u64, PAGE);
+            && range.start as u64 % page == 0
+            && plan.fits(range.len() as u64, page);
         usable.then_some(plan)
     }
     #[cfg(not(target_os = "linux"))]
@@ -148,11 +149,12 @@ fn to_memory(context: &ArchiveContext, name: &str, threads: CopyThreads) -> Resu
     let file = match archive.stored_range(name) {
         Some(range) => {
             let bytes = &context.image[range.clone()];
-            let leave_out =
-                load_plan(context, name).map_or_else(LeaveOut::default, |plan| LeaveOut {
-                    ranges: &plan.mapped,
-                    hidden_tags: &plan.hidden_init_tags,
-                });
+            let plan = load_plan(context, name);
+            let mapped = plan.map(LoadPlan::mapped_ranges).unwrap_or_default();
+            let leave_out = plan.map_or_else(LeaveOut::default, |plan| LeaveOut {
+                ranges: &mapped,
+                hidden_tags: &plan.hidden_init_tags,
+            });
             memfd::load(
                 name,
                 context.image_fd,
@@ -276,9 +278,7 @@ fn share_after(
         )
         .map_err(|error| format!("cannot complete its memory file: {error}"))
     };
-    let left_out: Vec<std::ops::Range<u64>> = plan
-        .map(|plan| plan.mapped.iter().map(|&[start, end]| start..end).collect())
-        .unwrap_or_default();
+    let left_out = plan.map(LoadPlan::mapped_ranges).unwrap_or_default();
     crate::page_sharing::without_forks(|| {
         if let Err(error) = open() {
             complete(&left_out, true)?;
@@ -295,7 +295,7 @@ fn share_after(
                     image: context.image,
                     offset_in_image: range.start,
                     len: range.len(),
-                    left_out: plan.map_or(&[], |plan| &plan.mapped),
+                    left_out: &left_out,
                 })
             });
         let remapped = match shared {

@@ -396,7 +396,7 @@ fn fill_range(file: &mut File, source: RawFd, offset: u64, fallback: &[u8]) -> s
 /// [`HIDDEN_TAG`] (see `pyferry_payload::LoadPlan`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeaveOut<'a> {
-    pub ranges: &'a [[u64; 2]],
+    pub ranges: &'a [std::ops::Range<u64>],
     pub hidden_tags: &'a [u64],
 }
 
@@ -425,7 +425,10 @@ pub fn load(
         if leave_out.ranges.is_empty() {
             return fill(&mut file, source, offset, bytes, threads);
         }
-        for piece in complement(leave_out.ranges, bytes.len() as u64) {
+        let whole = 0..bytes.len() as u64;
+        let pieces =
+            pyferry_payload::ranges::subtract(std::slice::from_ref(&whole), leave_out.ranges);
+        for piece in pieces {
             file.seek(std::io::SeekFrom::Start(piece.start))?;
             let range = piece.start as usize..piece.end as usize;
             fill(
@@ -480,23 +483,6 @@ pub fn complete(
         std::os::unix::fs::FileExt::write_all_at(&*file, original, tag)?;
     }
     Ok(())
-}
-
-/// The parts of `0..len` outside `ranges` (sorted, disjoint).
-fn complement(ranges: &[[u64; 2]], len: u64) -> Vec<std::ops::Range<u64>> {
-    let mut pieces = Vec::new();
-    let mut at = 0;
-    for &[start, end] in ranges {
-        if start > at {
-            pieces.push(at..start.min(len));
-        }
-        at = at.max(end);
-    }
-    if at < len {
-        pieces.push(at..len);
-    }
-    pieces.retain(|piece| piece.start < piece.end);
-    pieces
 }
 
 /// Makes a memory file holding `bytes` that are not stored in the file as-is (compressed).
@@ -575,7 +561,7 @@ mod tests {
         let mut source = memfd("source", libc::MFD_CLOEXEC).expect("memfd");
         source.write_all(&[0xee; 4096]).expect("write");
         source.write_all(&bytes).expect("write");
-        let ranges = [[4096, 8192], [12 << 20, (12 << 20) + 4096]];
+        let ranges = [4096..8192, (12 << 20)..(12 << 20) + 4096];
         let tags = [104];
         let loaded = load(
             "object.so",
@@ -597,11 +583,7 @@ mod tests {
         };
         let back = read_back();
         assert_eq!(back.len(), len);
-        let left_out = |at: usize| {
-            ranges
-                .iter()
-                .any(|&[s, e]| (s as usize..e as usize).contains(&at))
-        };
+        let left_out = |at: usize| ranges.iter().any(|range| range.contains(&(at as u64)));
         for at in 0..len {
             let expected = if left_out(at) {
                 0
@@ -612,22 +594,15 @@ mod tests {
             };
             assert_eq!(back[at], expected, "byte {at}");
         }
-        let whole: Vec<std::ops::Range<u64>> = ranges.iter().map(|&[s, e]| s..e).collect();
-        complete(loaded.fd(), source.as_raw_fd(), 4096, &bytes, &whole, &tags).expect("complete");
+        complete(
+            loaded.fd(),
+            source.as_raw_fd(),
+            4096,
+            &bytes,
+            &ranges,
+            &tags,
+        )
+        .expect("complete");
         assert!(read_back() == bytes);
-    }
-
-    #[test]
-    fn complement_is_what_the_ranges_leave() {
-        assert_eq!(complement(&[], 10), vec![0..10]);
-        assert_eq!(
-            complement(&[[4096, 8192]], 15160),
-            vec![0..4096, 8192..15160]
-        );
-        assert_eq!(
-            complement(&[[0, 4096], [8192, 16384]], 15160),
-            vec![4096..8192]
-        );
-        assert_eq!(complement(&[[4096, 8192]], 8192), vec![0..4096]);
     }
 }

@@ -89,7 +89,7 @@ pub struct SharedObject<'a> {
     pub len: usize,
     /// Byte ranges of the object left out of its memory file (holes there): mapped from the
     /// executable here without comparing bytes first.
-    pub left_out: &'a [[u64; 2]],
+    pub left_out: &'a [Range<u64>],
 }
 
 /// What [`share_read_only_pages`] did.
@@ -245,12 +245,7 @@ pub fn share_read_only_pages(object: &SharedObject<'_>) -> Result<Shared, String
     // A forked process may still load the memory file: its pages stay.
     // (Left-out ranges hold no pages.)
     let releasable = if only_this_process_can_load(object.memory_file) {
-        let left_out: Vec<Range<u64>> = object
-            .left_out
-            .iter()
-            .map(|&[start, end]| start..end)
-            .collect();
-        subtract(&subtract(&remapped, &kept), &left_out)
+        subtract(&subtract(&remapped, &kept), object.left_out)
     } else {
         Vec::new()
     };
@@ -296,7 +291,7 @@ fn remap(
         object
             .left_out
             .iter()
-            .any(|&[start, end]| start <= file_start + from && file_start + to <= end)
+            .any(|range| range.start <= file_start + from && file_start + to <= range.end)
     };
     for (from, to) in checks {
         // Holes in the memory file: nothing to compare (the packer's layout guarantees them).

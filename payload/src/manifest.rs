@@ -145,6 +145,11 @@ pub struct LoadPlan {
 }
 
 impl LoadPlan {
+    /// `mapped` as ranges.
+    pub fn mapped_ranges(&self) -> Vec<std::ops::Range<u64>> {
+        self.mapped.iter().map(|&[start, end]| start..end).collect()
+    }
+
     /// Whether the plan is usable for an object of `len` bytes: page-aligned ranges, sorted,
     /// within the object and past its first page, tags within it (a damaged manifest must not make the launcher read
     /// out of bounds).
