@@ -531,19 +531,23 @@ fn an_extension_that_fails_to_load_is_named_by_its_archive_path() {
     );
 }
 
+/// The number ending the first line of `finished`'s output that starts with `prefix`.
+#[track_caller]
+fn number_after(finished: &Finished, prefix: &str) -> f64 {
+    let line = finished
+        .stdout
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line: {finished:#?}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn read_only_pages_come_from_the_executable_once_loaded() {
     // Default: the code and constants of numpy's big objects are mapped from the executable,
     // and their memory files keep only what must stay private (headers, writable data).
     let shared = probe("sharing");
-    let kept = |finished: &Finished, name: &str| -> f64 {
-        let line = finished
-            .stdout
-            .lines()
-            .find(|line| line.starts_with(&format!("kept {name}")))
-            .unwrap_or_else(|| panic!("no `kept {name}` line: {finished:#?}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let kept = |finished: &Finished, name: &str| number_after(finished, &format!("kept {name}"));
     for name in ["libscipy_openblas64_", "_multiarray_umath"] {
         let fraction = kept(&shared, name);
         eprintln!("{name}: {:.0}% of its memory file kept", fraction * 100.0);
@@ -573,14 +577,8 @@ fn code_is_never_copied_into_memory_files() {
     // numpy's two big objects, copied into memory files by the prefetch thread and not yet
     // loaded: their code and constants are holes (the packer's load plans leave them out), and
     // numpy works once they are loaded.
-    let fraction = |finished: &Finished, name: &str| -> f64 {
-        let line = finished
-            .stdout
-            .lines()
-            .find(|line| line.starts_with(&format!("before loading {name}")))
-            .unwrap_or_else(|| panic!("no `before loading {name}` line: {finished:#?}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let fraction =
+        |finished: &Finished, name: &str| number_after(finished, &format!("before loading {name}"));
     let planned = probe("holes");
     assert!(planned.stdout.ends_with("sum 25.0\n"), "{planned:#?}");
     for name in ["libscipy_openblas64_", "_multiarray_umath"] {
