@@ -205,15 +205,29 @@ pub fn wheel_cache() -> PathBuf {
     workspace_root().join("target/test-wheels")
 }
 
+/// The platforms test wheels are chosen for by default: what the executable's launcher can load.
+const DEFAULT_PLATFORMS: &[&str] = &[
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "any",
+];
+
 /// Makes sure the wheels of pinned `requirements` (and their dependencies) are in
 /// [`wheel_cache`], downloading them from the package index the first time.
 pub fn cache_wheels(requirements: &[&str]) {
+    cache_wheels_for("3.11", DEFAULT_PLATFORMS, requirements);
+}
+
+/// [`cache_wheels`] for another CPython version (`3.13`) or other platform tags
+/// (`manylinux_2_17_aarch64`...).
+pub fn cache_wheels_for(python_version: &str, platforms: &[&str], requirements: &[&str]) {
     let _guard = PIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    download_into_cache(requirements);
+    download_into_cache(python_version, platforms, requirements);
 }
 
 /// `pip download` for the target tags into the cache: offline first, then from the index.
-fn download_into_cache(requirements: &[&str]) {
+fn download_into_cache(python_version: &str, platforms: &[&str], requirements: &[&str]) {
     let cache = wheel_cache();
     std::fs::create_dir_all(&cache).expect("create wheel cache");
     let download = |offline: bool| {
@@ -226,20 +240,13 @@ fn download_into_cache(requirements: &[&str]) {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args([
-                "--only-binary=:all:",
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-            ])
-            .args([
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--platform",
-                "manylinux_2_17_x86_64",
-            ])
-            .args(["--platform", "manylinux2014_x86_64", "--platform", "any"])
+            .args(["--only-binary=:all:", "--python-version", python_version])
+            .args(["--implementation", "cp"])
+            .args(
+                platforms
+                    .iter()
+                    .flat_map(|platform| ["--platform", platform]),
+            )
             .arg("-d")
             .arg(&cache);
         if offline {
@@ -288,8 +295,31 @@ pub fn pip_install(target: &Path, requirements: &[&str]) {
     if install().code == Some(0) {
         return;
     }
-    download_into_cache(requirements);
+    download_into_cache("3.11", DEFAULT_PLATFORMS, requirements);
     install().success();
+}
+
+/// A root directory holding `packages` of Debian `suite` and their dependencies (e.g. trixie's
+/// `python3.13`), made once by `tests/debian-root.sh` under `target/debian-roots/SUITE` with
+/// apt's state kept apart from the system's. Panics when it cannot be made (it needs the
+/// network the first time).
+pub fn debian_root(suite: &str, packages: &[&str]) -> PathBuf {
+    static ROOTS: Mutex<()> = Mutex::new(());
+    let _guard = ROOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = workspace_root().join("target/debian-roots").join(suite);
+    std::fs::create_dir_all(root.parent().expect("a parent")).expect("create target/debian-roots");
+    let made = run(Command::new(workspace_root().join("tests/debian-root.sh"))
+        .arg(suite)
+        .arg(&root)
+        .args(packages));
+    assert_eq!(
+        made.code,
+        Some(0),
+        "tests/debian-root.sh {suite} {packages:?} failed:\n{made:#?}"
+    );
+    root
 }
 
 /// Whether the tests run as root (chroot and mount namespaces need it; CI is root).
