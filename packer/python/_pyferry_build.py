@@ -4,7 +4,8 @@ The packer never needs a Python on the host: it runs the runtime (the launcher p
 standard library, whose entry point is this module) to compile sources with exactly the
 interpreter that will run them.
 
-Usage: <runtime> compile JOB.json
+Usage: <runtime> compile JOB.json, or python3.X _pyferry_build.py compile JOB.json (a pyz for
+another Python version is compiled by that version).
 JOB.json is a list of [source_path, archive_name, output_path]. Each source is compiled with
 `archive_name` as its file name (the launcher rewrites it to the path inside the application at
 import time), into an unchecked hash-based .pyc, so the output depends on the source only.
@@ -52,3 +53,7 @@ def main():
         return compile_job(sys.argv[2])
     print("this is the pyferry runtime; `pyferry` runs it to compile bytecode, and copies it into every app", file=sys.stderr)
     return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// Pack a Python application into one executable that runs without Python installed and
-/// without unpacking anything to disk.
+/// without unpacking anything to disk (or, with `--format pyz`, into a zipapp that the host's
+/// own Python runs, native extensions included).
 #[derive(Debug, Parser)]
 #[command(name = "pyferry", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  pyferry pack myapp/ -o myapp                    # a tree with __main__.py at its root\n  pyferry pack httpie==3.2.4 -c http -o http      # a console script from the package index\n  pyferry pack -r requirements.txt app/ -o app    # requirements plus your code\n  pyferry inspect myapp                           # what is inside"
+    after_help = "Examples:\n  pyferry pack myapp/ -o myapp                    # a tree with __main__.py at its root\n  pyferry pack httpie==3.2.4 -c http -o http      # a console script from the package index\n  pyferry pack -r requirements.txt app/ -o app    # requirements plus your code\n  pyferry pack app/ --format pyz                  # app-cp311-manylinux_2_17_x86_64.pyz for python3.11\n  pyferry inspect myapp                           # what is inside"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,7 +27,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Pack a directory into an executable.
+    /// Pack an application into an executable (or a pyz, with `--format pyz`).
     Pack(PackArgs),
     /// Show what a packed application holds: versions, entry points, distributions.
     Inspect(InspectArgs),
@@ -39,7 +40,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Inputs, mixed freely:\n  DIR              an application tree (with __main__.py, or name the entry point)\n  PROJECT_DIR      a directory with pyproject.toml: built into a wheel by its PEP 517 backend\n  FILE.whl         a wheel\n  SPECIFIER        a requirement, e.g. `httpie==3.2.4`\n\nExamples:\n  pyferry pack myapp/ -o myapp\n  pyferry pack black==24.10.0 -c black -o black\n  pyferry pack -r requirements.txt app/ -o app\n  pyferry pack flake8 --all-scripts -o tools && ln -s tools flake8 && ./flake8 --version"
+    after_help = "Inputs, mixed freely:\n  DIR              an application tree (with __main__.py, or name the entry point)\n  PROJECT_DIR      a directory with pyproject.toml: built into a wheel by its PEP 517 backend\n  FILE.whl         a wheel\n  SPECIFIER        a requirement, e.g. `httpie==3.2.4`\n\nExamples:\n  pyferry pack myapp/ -o myapp\n  pyferry pack black==24.10.0 -c black -o black\n  pyferry pack -r requirements.txt app/ -o app\n  pyferry pack flake8 --all-scripts -o tools && ln -s tools flake8 && ./flake8 --version\n  pyferry pack app/ --format pyz --python 3.12 -o dist/   # dist/app-cp312-<platform>.pyz"
 )]
 pub struct PackArgs {
     /// What to pack: application directories, project directories, wheel files, requirement
@@ -47,9 +48,32 @@ pub struct PackArgs {
     #[arg(value_name = "INPUT", required_unless_present = "requirements")]
     pub inputs: Vec<String>,
 
-    /// The executable to write. Replaced atomically: a failed pack leaves it untouched.
+    /// The file to write, replaced atomically: a failed pack leaves it untouched. With
+    /// `--format pyz` it may be a directory, or left out (the current directory): the file is
+    /// then named after the application and its tags, `NAME-cp311-manylinux_2_17_x86_64.pyz`.
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+
+    /// What to write: `exe`, an executable with its own Python inside; `pyz`, a zipapp run by
+    /// the host's `python3.X`, whose native extensions load from memory (docs/pyz.md).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+
+    /// `--format pyz`: the Python that will run it, a version (`3.12`) or an interpreter's path.
+    /// Wheels are chosen for it and the bytecode is compiled by it (by pyferry's own 3.11, or a
+    /// `python3.X` found on PATH). Default: 3.11.
+    #[arg(long, value_name = "VERSION|PATH")]
+    pub python: Option<String>,
+
+    /// `--format pyz`: the platform whose wheels it may hold, `manylinux_2_N_ARCH` (glibc 2.N or
+    /// newer on ARCH). Default: this machine's glibc and architecture.
+    #[arg(long, value_name = "TAG")]
+    pub platform: Option<String>,
+
+    /// `--format pyz`: the command after `#!` on its first line. Default: `/usr/bin/env
+    /// python3.X`.
+    #[arg(long, value_name = "COMMAND")]
+    pub shebang: Option<String>,
 
     /// Install the requirements listed in FILE (pins, hashes and markers as pip reads them).
     /// Repeatable.
@@ -113,6 +137,18 @@ pub struct PackArgs {
     pub resolver: crate::resolve::Resolver,
 }
 
+/// The kind of file `pack` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// An executable that carries its own Python (the launcher, CPython and the standard
+    /// library) and needs only glibc on the host.
+    #[default]
+    Exe,
+    /// A zipapp for the host's own `python3.X`, holding the application, its dependencies,
+    /// their bytecode and pyferry's bootstrap: no Python inside.
+    Pyz,
+}
+
 #[derive(Debug, Args)]
 pub struct BuildRuntimeArgs {
     /// The launcher executable (`target/release/pyferry-launcher`).
@@ -130,7 +166,7 @@ pub struct BuildRuntimeArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A packed application.
+    /// A packed application (an executable or a pyz).
     pub file: PathBuf,
 
     /// Print JSON, for scripts.
@@ -140,6 +176,6 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A packed application.
+    /// A packed application (an executable or a pyz).
     pub file: PathBuf,
 }

@@ -1,8 +1,9 @@
-//! Compiling Python sources to bytecode with the runtime's own interpreter.
+//! Compiling Python sources to bytecode with the interpreter that will run them.
 //!
-//! The packer has no Python of its own and needs none on the host: it runs the runtime, whose
-//! entry point is pyferry's build helper (`packer/python/_pyferry_build.py`), on a job file. The
-//! sources are split over one helper process per CPU.
+//! The packer has no Python of its own and needs none on the host for CPython 3.11: it runs the
+//! runtime, whose entry point is pyferry's build helper (`packer/python/_pyferry_build.py`), on a
+//! job file. A pyz for another version is compiled by a `python3.X` of that version, running the
+//! same helper as a script. The sources are split over one helper process per CPU.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,21 @@ struct Report {
     fatal: Option<String>,
 }
 
-/// Compiles `items` by running `runtime` (a runtime executable, or an app-less stage-one
-/// runtime during `build-runtime`).
-pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
+/// What compiles the bytecode.
+#[derive(Debug, Clone)]
+pub enum Compiler {
+    /// A pyferry runtime (or the app-less stage-one runtime during `build-runtime`): its entry
+    /// point is the build helper.
+    Runtime(PathBuf),
+    /// A Python interpreter, which runs the build helper as a script.
+    Interpreter(PathBuf),
+}
+
+/// The build helper's source, written next to the job files for an interpreter to run.
+const BUILD_HELPER: &str = include_str!("../python/_pyferry_build.py");
+
+/// Compiles `items` with `compiler`.
+pub fn compile(compiler: &Compiler, items: &[CompileItem]) -> Result<Compiled> {
     if items.is_empty() {
         return Ok(Compiled::default());
     }
@@ -47,6 +60,9 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
         .prefix("pyferry-compile-")
         .tempdir()
         .context("cannot create a temporary directory")?;
+    if let Compiler::Interpreter(_) = compiler {
+        fs_err::write(work.path().join("_pyferry_build.py"), BUILD_HELPER)?;
+    }
     let workers = std::thread::available_parallelism()
         .map_or(2, |count| count.get())
         .min(items.len());
@@ -58,7 +74,7 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
             .enumerate()
             .map(|(worker, chunk)| {
                 let work = work.path();
-                scope.spawn(move || compile_chunk(runtime, work, worker, chunk))
+                scope.spawn(move || compile_chunk(compiler, work, worker, chunk))
             })
             .collect();
         handles
@@ -81,7 +97,7 @@ pub fn compile(runtime: &Path, items: &[CompileItem]) -> Result<Compiled> {
 }
 
 fn compile_chunk(
-    runtime: &Path,
+    compiler: &Compiler,
     work: &Path,
     worker: usize,
     items: &[CompileItem],
@@ -101,12 +117,22 @@ fn compile_chunk(
         .collect();
     let job_path = work.join(format!("job-{worker}.json"));
     fs_err::write(&job_path, serde_json::to_vec(&job)?)?;
-    let output = Command::new(runtime)
+    let (program, description) = match compiler {
+        Compiler::Runtime(path) => (path, "the pyferry runtime"),
+        Compiler::Interpreter(path) => (path, "the Python"),
+    };
+    let mut command = Command::new(program);
+    if let Compiler::Interpreter(_) = compiler {
+        command
+            .args(["-I", "-S"])
+            .arg(work.join("_pyferry_build.py"));
+    }
+    let output = command
         .arg("compile")
         .arg(&job_path)
         .env_remove("PYFERRY_LOG")
         .output()
-        .with_context(|| format!("cannot run the pyferry runtime `{}`", runtime.display()))?;
+        .with_context(|| format!("cannot run {description} `{}`", program.display()))?;
     let mut compiled = Compiled::default();
     let mut failed = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -124,8 +150,8 @@ fn compile_chunk(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         bail!(
-            "the pyferry runtime `{}` failed while compiling bytecode ({}): {}",
-            runtime.display(),
+            "{description} `{}` failed while compiling bytecode ({}): {}",
+            program.display(),
             output.status,
             stderr.trim().lines().last().unwrap_or("no message")
         );

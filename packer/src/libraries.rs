@@ -108,6 +108,96 @@ pub fn library_graph(objects: &BTreeMap<String, SharedObject>) -> LibraryGraph {
     graph
 }
 
+/// The groups of libraries that need each other, directly or through others (the strongly
+/// connected components of the dependency graph with more than one member), each sorted. The
+/// graphs are small (tens of objects): two objects are in one group when each reaches the other.
+pub fn cycles(dependencies: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
+    let reachable_from = |start: &str| -> BTreeSet<&str> {
+        let mut seen = BTreeSet::new();
+        let mut queue = vec![start];
+        while let Some(node) = queue.pop() {
+            for next in dependencies.get(node).into_iter().flatten() {
+                if seen.insert(next.as_str()) {
+                    queue.push(next);
+                }
+            }
+        }
+        seen
+    };
+    let reach: BTreeMap<&str, BTreeSet<&str>> = dependencies
+        .keys()
+        .map(|node| (node.as_str(), reachable_from(node)))
+        .collect();
+    let mut grouped: BTreeSet<&str> = BTreeSet::new();
+    let mut groups = Vec::new();
+    for (node, reached) in &reach {
+        if grouped.contains(node) || !reached.contains(node) {
+            continue;
+        }
+        let group: Vec<String> = reached
+            .iter()
+            .filter(|other| reach.get(*other).is_some_and(|back| back.contains(node)))
+            .map(|other| other.to_string())
+            .collect();
+        grouped.extend(
+            reached
+                .iter()
+                .filter(|other| group.iter().any(|member| member == *other)),
+        );
+        if group.len() > 1 {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
+/// For each member of a cycle: where, in its file, the `DT_NEEDED` strings naming the other
+/// members lie (the manifest's `needed_names`), and the pairs whose string cannot be
+/// overwritten (a warning: a pyz cannot load that cycle from memory).
+#[allow(clippy::type_complexity)]
+pub fn cycle_needed_names(
+    objects: &BTreeMap<String, SharedObject>,
+    dependencies: &BTreeMap<String, Vec<String>>,
+) -> (
+    BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+    Vec<(String, String)>,
+) {
+    let mut names: BTreeMap<String, BTreeMap<String, [u64; 2]>> = BTreeMap::new();
+    let mut unusable = Vec::new();
+    for group in cycles(dependencies) {
+        for member in &group {
+            let Some(object) = objects.get(member) else {
+                continue;
+            };
+            for library in dependencies.get(member).into_iter().flatten() {
+                if !group.contains(library) {
+                    continue;
+                }
+                let file_name = library.rsplit('/').next().unwrap_or(library);
+                let soname = objects
+                    .get(library)
+                    .and_then(|other| other.soname.as_deref());
+                let position = object
+                    .needed
+                    .iter()
+                    .zip(&object.needed_positions)
+                    .find(|(name, _)| Some(name.as_str()) == soname || name.as_str() == file_name)
+                    .and_then(|(_, position)| *position);
+                match position {
+                    Some(position) => {
+                        names
+                            .entry(member.clone())
+                            .or_default()
+                            .insert(library.clone(), position);
+                    }
+                    None => unusable.push((member.clone(), library.clone())),
+                }
+            }
+        }
+    }
+    (names, unusable)
+}
+
 /// The transitive closure of host libraries needed by `needed`, resolved in `search_dirs`,
 /// leaving out glibc: `soname → path on the host`. Used to pack the system libraries of the
 /// standard library's own extension modules into the runtime.
@@ -150,9 +240,62 @@ mod tests {
         SharedObject {
             soname: soname.map(str::to_string),
             needed: needed.iter().map(|name| name.to_string()).collect(),
-            extension_module: false,
-            load_plan: None,
+            needed_positions: (0..needed.len())
+                .map(|index| Some([0x400 + 0x40 * index as u64, 20]))
+                .collect(),
+            ..SharedObject::default()
         }
+    }
+
+    #[test]
+    fn cycles_are_found_with_the_names_to_overwrite() {
+        // Pillow 13's pillow.libs: freetype and harfbuzz need each other; png is outside.
+        let objects = BTreeMap::from([
+            (
+                "PIL/_imagingft.so".to_string(),
+                object(
+                    None,
+                    &["libfreetype-1.so.6", "libharfbuzz-2.so.0", "libc.so.6"],
+                ),
+            ),
+            (
+                "pillow.libs/libfreetype-1.so.6".to_string(),
+                object(
+                    Some("libfreetype-1.so.6"),
+                    &["libpng16-3.so.16", "libharfbuzz-2.so.0"],
+                ),
+            ),
+            (
+                "pillow.libs/libharfbuzz-2.so.0".to_string(),
+                object(
+                    Some("libharfbuzz-2.so.0"),
+                    &["libm.so.6", "libfreetype-1.so.6"],
+                ),
+            ),
+            (
+                "pillow.libs/libpng16-3.so.16".to_string(),
+                object(Some("libpng16-3.so.16"), &["libz.so.1"]),
+            ),
+        ]);
+        let graph = library_graph(&objects);
+        assert_eq!(
+            cycles(&graph.dependencies),
+            vec![vec![
+                "pillow.libs/libfreetype-1.so.6".to_string(),
+                "pillow.libs/libharfbuzz-2.so.0".to_string()
+            ]]
+        );
+        let (names, unusable) = cycle_needed_names(&objects, &graph.dependencies);
+        assert!(unusable.is_empty());
+        assert_eq!(
+            names["pillow.libs/libfreetype-1.so.6"],
+            BTreeMap::from([("pillow.libs/libharfbuzz-2.so.0".to_string(), [0x440, 20])])
+        );
+        assert_eq!(
+            names["pillow.libs/libharfbuzz-2.so.0"],
+            BTreeMap::from([("pillow.libs/libfreetype-1.so.6".to_string(), [0x440, 20])])
+        );
+        assert_eq!(names.len(), 2, "png and the extension are in no cycle");
     }
 
     #[test]

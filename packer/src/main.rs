@@ -13,6 +13,7 @@ mod inputs;
 mod libraries;
 mod load_plan;
 mod progress;
+mod pyz;
 mod resolve;
 mod runtime;
 mod stdlib;

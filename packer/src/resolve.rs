@@ -1,12 +1,12 @@
 //! Resolving requirements to wheels for the target and downloading them.
 //!
 //! Resolution uses **uv** when it is found (`$PYFERRY_UV`, else `uv` on `PATH`): `uv pip
-//! compile` pins every distribution for the runtime's target in well under a second; pip then
-//! downloads exactly those pins (`--no-deps`). Without uv, or with `--resolver pip`, or when a
-//! requirements file carries `--hash` options (pip enforces them), pip resolves and downloads in
-//! one step. Both are asked for the runtime's target, not the host's: `--python-version 3.11`,
-//! the ABI and platform tags of [`crate::target`], binary wheels only, so nothing is built from
-//! an sdist. pip runs as `$PYFERRY_PIP_PYTHON -m pip`, else `python3 -m pip`. Errors become one
+//! compile` pins every distribution for the application's target in well under a second; pip
+//! then downloads exactly those pins (`--no-deps`). Without uv, or with `--resolver pip`, or when
+//! a requirements file carries `--hash` options (pip enforces them), pip resolves and downloads
+//! in one step. Both are asked for the application's target ([`Target`]), not the host's: its
+//! Python version, ABI and platform tags, binary wheels only, so nothing is built from an
+//! sdist. pip runs as `$PYFERRY_PIP_PYTHON -m pip`, else `python3 -m pip`. Errors become one
 //! line naming the package and the target.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::target;
+use crate::target::Target;
 
 /// Overrides the Python that runs pip.
 pub const PIP_PYTHON_VARIABLE: &str = "PYFERRY_PIP_PYTHON";
@@ -49,6 +49,7 @@ fn compile_with_uv(
     uv: &Path,
     arguments: &[String],
     options: &IndexOptions,
+    target: &Target,
     work: &Path,
 ) -> Result<String> {
     let input = work.join("requirements.in");
@@ -81,9 +82,10 @@ fn compile_with_uv(
             "--only-binary",
             ":all:",
         ])
-        .args(["--python-version", target::PYTHON_VERSION])
+        .arg("--python-version")
+        .arg(target.python.dotted())
         .arg("--python-platform")
-        .arg(format!("x86_64-manylinux_2_{}", target::GLIBC_FLOOR.1))
+        .arg(target.uv_platform())
         .arg(&input)
         .env("UV_NO_PROGRESS", "1");
     options.add_to(&mut command);
@@ -105,11 +107,11 @@ fn compile_with_uv(
             .and_then(|rest| rest.split(" has no usable wheels").next())
             .filter(|_| detail.contains(" has no usable wheels"))
         {
-            bail!("{}", no_wheel_message(requirement, None));
+            bail!("{}", no_wheel_message(requirement, None, target));
         }
         bail!(
             "uv cannot resolve the requirements for {}: {detail}",
-            target::describe()
+            target.describe()
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
@@ -150,19 +152,19 @@ fn pip_python() -> String {
 }
 
 /// The arguments that make pip choose wheels for the target.
-fn target_arguments() -> Vec<String> {
+fn target_arguments(target: &Target) -> Vec<String> {
     let mut arguments: Vec<String> = vec![
         "--only-binary=:all:".into(),
         "--python-version".into(),
-        target::PYTHON_VERSION.into(),
+        target.python.dotted(),
         "--implementation".into(),
         "cp".into(),
     ];
-    for abi in target::ABI_TAGS {
+    for abi in target.abi_tags() {
         arguments.push("--abi".into());
-        arguments.push((*abi).into());
+        arguments.push(abi);
     }
-    for platform in target::platform_tags() {
+    for platform in target.platform_tags() {
         arguments.push("--platform".into());
         arguments.push(platform);
     }
@@ -175,6 +177,7 @@ pub fn download(
     arguments: &[String],
     options: &IndexOptions,
     resolver: Resolver,
+    target: &Target,
     destination: &Path,
 ) -> Result<Vec<PathBuf>> {
     let hashed = arguments
@@ -192,11 +195,11 @@ pub fn download(
         Resolver::Auto => find_uv(),
     };
     let Some(uv) = uv else {
-        return pip_download(arguments, options, destination);
+        return pip_download(arguments, options, target, destination);
     };
     tracing::debug!("resolving with uv (`{}`)", uv.display());
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let pinned = compile_with_uv(&uv, arguments, options, work.path())?;
+    let pinned = compile_with_uv(&uv, arguments, options, target, work.path())?;
     let pinned_path = work.path().join("pinned.txt");
     fs_err::write(&pinned_path, pinned)?;
     let pinned_arguments = vec!["-r".to_string(), pinned_path.to_string_lossy().into_owned()];
@@ -204,12 +207,13 @@ pub fn download(
         no_deps: true,
         ..options.clone()
     };
-    pip_download(&pinned_arguments, &exact, destination)
+    pip_download(&pinned_arguments, &exact, target, destination)
 }
 
 fn pip_download(
     arguments: &[String],
     options: &IndexOptions,
+    target: &Target,
     destination: &Path,
 ) -> Result<Vec<PathBuf>> {
     let python = pip_python();
@@ -224,7 +228,7 @@ fn pip_download(
             "--progress-bar",
             "off",
         ])
-        .args(target_arguments())
+        .args(target_arguments(target))
         .arg("--dest")
         .arg(destination);
     options.add_to(&mut command);
@@ -235,7 +239,7 @@ fn pip_download(
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        bail!("{}", explain_pip_failure(&stderr));
+        bail!("{}", explain_pip_failure(&stderr, target));
     }
     let mut wheels: Vec<PathBuf> = fs_err::read_dir(destination)?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
@@ -247,7 +251,7 @@ fn pip_download(
 
 /// The one line for a requirement with no wheel for the target; `versions` lists those that
 /// have one, when the resolver said.
-fn no_wheel_message(requirement: &str, versions: Option<&str>) -> String {
+fn no_wheel_message(requirement: &str, versions: Option<&str>, target: &Target) -> String {
     let available = match versions {
         Some("none") => " (no version has one)".to_string(),
         Some(versions) => format!(" (versions with one: {versions})"),
@@ -255,13 +259,13 @@ fn no_wheel_message(requirement: &str, versions: Option<&str>) -> String {
     };
     format!(
         "no wheel of `{requirement}` for {}{available}; nothing is built from an sdist: hint: pick a version that has a wheel, or build one and pass it with `--find-links DIR`",
-        target::describe()
+        target.describe()
     )
 }
 
 /// One line for a failed `pip download`: what pip could not find, for which target, and what
 /// to do; or pip's own last error line.
-pub fn explain_pip_failure(stderr: &str) -> String {
+pub fn explain_pip_failure(stderr: &str, target: &Target) -> String {
     let errors: Vec<&str> = stderr
         .lines()
         .filter_map(|line| line.trim().strip_prefix("ERROR: "))
@@ -274,7 +278,7 @@ pub fn explain_pip_failure(stderr: &str) -> String {
                 Some((requirement, versions)) => (requirement, versions.trim_end_matches(')')),
                 None => (rest, "none"),
             };
-            return no_wheel_message(requirement, Some(versions));
+            return no_wheel_message(requirement, Some(versions), target);
         }
         if error.contains("ResolutionImpossible") || error.starts_with("Cannot install") {
             let conflict = stderr
@@ -311,7 +315,7 @@ mod tests {
     #[test]
     fn missing_wheel_names_the_requirement_and_the_versions() {
         let stderr = "ERROR: Could not find a version that satisfies the requirement pyyaml==5.3 (from versions: 6.0, 6.0.1)\nERROR: No matching distribution found for pyyaml==5.3\n";
-        let message = explain_pip_failure(stderr);
+        let message = explain_pip_failure(stderr, &Target::executable());
         assert!(
             message.starts_with("no wheel of `pyyaml==5.3` for CPython 3.11"),
             "{message}"
@@ -325,7 +329,7 @@ mod tests {
     #[test]
     fn conflicts_name_both_sides() {
         let stderr = "ERROR: Cannot install a==1 and b==2 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1 depends on c<2\n    b 2 depends on c>=2\n\nERROR: ResolutionImpossible: for help visit https://pip.pypa.io\n";
-        let message = explain_pip_failure(stderr);
+        let message = explain_pip_failure(stderr, &Target::executable());
         assert!(
             message.contains("a 1 depends on c<2") && message.contains("b 2 depends on c>=2"),
             "{message}"

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::target;
+use crate::target::Target;
 
 /// A wheel file's name, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Installed {
 }
 
 /// Checks that a wheel can run on the target; the error names the wheel and both tag sets.
-pub fn check_tags(path: &Path) -> Result<WheelName> {
+pub fn check_tags(path: &Path, target: &Target) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|name| name.to_str())
@@ -67,13 +67,13 @@ pub fn check_tags(path: &Path) -> Result<WheelName> {
             path.display()
         );
     };
-    if !target::is_compatible(&name.python, &name.abi, &name.platform) {
+    if !target.is_compatible(&name.python, &name.abi, &name.platform) {
         bail!(
             "`{file_name}`: {} {} is built for {}, but the application needs {}; hint: use a wheel built for that target (`--find-links DIR`) or another version",
             name.distribution,
             name.version,
             name.tags(),
-            target::describe()
+            target.describe()
         );
     }
     Ok(name)
@@ -126,8 +126,8 @@ pub fn console_scripts(entry_points: &str) -> BTreeMap<String, String> {
 }
 
 /// Installs the wheel at `path` into `root`.
-pub fn install(path: &Path, root: &Path) -> Result<Installed> {
-    let name = check_tags(path)?;
+pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
+    let name = check_tags(path, target)?;
     let file = fs_err::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("`{}` is not a valid wheel (zip)", path.display()))?;

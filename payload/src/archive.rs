@@ -219,7 +219,7 @@ fn index_names<'a>(bytes: &'a [u8], bounds: &Bounds) -> Result<EntryIndex<'a>, A
 
 /// Refuses manifest values that the launcher prints in its messages and that a damaged or
 /// crafted file could fill with line breaks or terminal escapes: the Python version must be
-/// `MAJOR.MINOR`, script names must hold no control characters.
+/// `MAJOR.MINOR`, tags letters, digits, `_` and `.`, script names must hold no control characters.
 fn check_printed_fields(manifest: &Manifest) -> Result<(), ManifestError> {
     let invalid = |message: String| {
         ManifestError::Invalid(<serde_json::Error as serde::de::Error>::custom(message))
@@ -232,6 +232,24 @@ fn check_printed_fields(manifest: &Manifest) -> Result<(), ManifestError> {
             "`python_version` is \"{}\", not MAJOR.MINOR",
             printable(version)
         )));
+    }
+    if let Some(tags) = &manifest.tags {
+        let fields = [
+            Some(&tags.interpreter),
+            Some(&tags.platform),
+            tags.resolved_for.as_ref(),
+        ];
+        if let Some(tag) = fields.into_iter().flatten().find(|tag| {
+            tag.is_empty()
+                || tag
+                    .chars()
+                    .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        }) {
+            return Err(invalid(format!(
+                "the tag \"{}\" is not a wheel tag",
+                printable(tag)
+            )));
+        }
     }
     if let Some(name) = manifest
         .scripts
@@ -280,6 +298,8 @@ mod tests {
             distributions: Default::default(),
             inherit_python_env: false,
             extract: Vec::new(),
+            needed_names: Default::default(),
+            tags: None,
         }
     }
 

@@ -1,9 +1,9 @@
 //! The pyferry archive format, shared by the packer (which writes it) and the launcher (which
 //! reads it at start-up).
 //!
-//! A pyferry application is `launcher ELF ++ standard zip`. The zip is found from the end of the
-//! file (its end-of-central-directory record), so the executable part in front never has to know
-//! its own size. Inside the zip, [`manifest::MANIFEST_PATH`] says what the payload is and how to
+//! A pyferry application is `launcher ELF ++ standard zip`; a pyz is `#!` line `++` standard
+//! zip. The zip is found from the end of the file (its end-of-central-directory record), so the
+//! part in front never has to know its own size. Inside the zip, [`manifest::MANIFEST_PATH`] says what the payload is and how to
 //! start it; everything else is the Python import tree (standard library and site-packages at the
 //! root). `docs/format.md` is the specification; this crate is its only implementation.
 //!
@@ -21,7 +21,7 @@ pub mod writer;
 pub use archive::{Archive, ArchiveError, EntryData};
 pub use index::{EntryIndex, EntryKind, NameSpan};
 pub use manifest::{
-    EntryPoint, LoadPlan, Manifest, ManifestError, PayloadKind, FORMAT_VERSION, MANIFEST_PATH,
+    EntryPoint, LoadPlan, Manifest, ManifestError, PayloadKind, Tags, FORMAT_VERSION, MANIFEST_PATH,
 };
 pub use writer::{Compression, PayloadWriter};
 

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_PATH: &str = ".pyferry/manifest.json";
 
 /// The payload format this code writes and reads. Bump it on every incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the `pyz` kind, `tags` and `needed_names`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What the launcher runs when the application starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,11 +72,37 @@ impl std::fmt::Display for EntryPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadKind {
+    /// An executable: the launcher (with CPython built in) in front of the zip.
     #[default]
     App,
     /// The launcher plus the standard library and pyferry's build helper; `pyferry` runs it to
     /// compile bytecode and copies its entries into every app.
     Runtime,
+    /// A zipapp run by the host's own Python (`pyferry pack --format pyz`): a `#!` line in
+    /// front of the zip, no launcher, no standard library; `pyferry_bootstrap.py` serves its
+    /// imports (docs/pyz.md).
+    Pyz,
+}
+
+/// What a pyz needs from the interpreter that runs it, in the words of wheel tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tags {
+    /// The interpreter and ABI, e.g. `cp311`: the bytecode's version, and the extension modules'.
+    pub interpreter: String,
+    /// The platform its native code needs, e.g. `manylinux_2_17_x86_64` (glibc 2.17 or newer on
+    /// x86_64), or `any` when it holds none.
+    pub platform: String,
+    /// The platform its requirements were resolved for (`--platform`), e.g.
+    /// `manylinux_2_36_x86_64`: `platform` is never newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_for: Option<String>,
+}
+
+impl Tags {
+    /// `cp311-manylinux_2_17_x86_64`, as it appears in a pyz's default file name.
+    pub fn joined(&self) -> String {
+        format!("{}-{}", self.interpreter, self.platform)
+    }
 }
 
 /// The parsed manifest.
@@ -95,6 +122,15 @@ pub struct Manifest {
     /// launcher loads them, dependencies first, before the object that needs them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shared_libraries: BTreeMap<String, Vec<String>>,
+    /// For libraries that need each other (a cycle), where each one names the others: object →
+    /// (library of the cycle → `[file offset, length]` of the `DT_NEEDED` string naming it). A
+    /// loader that cannot find libraries by name (they live in memory files) overwrites those
+    /// strings with the memory files' paths, and loads the whole cycle with one `dlopen`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub needed_names: BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+    /// For a pyz: the interpreter and platform it was built for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Tags>,
     /// For shared objects whose code the launcher maps from the executable instead of copying
     /// into their memory file: archive path → how (see [`LoadPlan`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -240,6 +276,15 @@ mod tests {
             distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
             inherit_python_env: true,
             extract: vec!["certifi".to_string()],
+            needed_names: BTreeMap::from([(
+                "pkg.libs/liba.so".to_string(),
+                BTreeMap::from([("pkg.libs/libb.so".to_string(), [0x3f0, 24])]),
+            )]),
+            tags: Some(Tags {
+                interpreter: "cp311".into(),
+                platform: "manylinux_2_17_x86_64".into(),
+                resolved_for: Some("manylinux_2_36_x86_64".into()),
+            }),
         }
     }
 

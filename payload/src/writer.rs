@@ -267,6 +267,8 @@ mod tests {
             distributions: Default::default(),
             inherit_python_env: false,
             extract: Vec::new(),
+            needed_names: Default::default(),
+            tags: None,
         }
     }
 

@@ -80,6 +80,8 @@ fn manifest() -> Manifest {
         distributions: Default::default(),
         inherit_python_env: false,
         extract: Vec::new(),
+        needed_names: Default::default(),
+        tags: None,
     }
 }
 

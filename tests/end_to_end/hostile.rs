@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
 "#;
 
 /// The directory holding `seccomp-run`, compiled once.
-fn tools_dir() -> &'static Path {
+pub(crate) fn tools_dir() -> &'static Path {
     static TOOLS: OnceLock<Scratch> = OnceLock::new();
     TOOLS
         .get_or_init(|| {

@@ -11,4 +11,5 @@ mod load;
 mod native;
 mod packer;
 mod python_parity;
+mod pyz;
 mod real_files;

@@ -573,7 +573,7 @@ fn names_and_manifests_that_are_not_text() {
         (nested.as_bytes(), "not valid JSON"),
         (&b"\xff\xfe{}"[..], "not valid JSON"),
         (b"[1, 2]", "no `format_version`"),
-        (b"{\"format_version\": 1}", "the manifest is invalid"),
+        (b"{\"format_version\": 2}", "the manifest is invalid"),
         (
             b"{\"format_version\": 18446744073709551615}",
             "format version 18446744073709551615 is not supported",

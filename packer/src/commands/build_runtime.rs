@@ -93,6 +93,8 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         distributions: Default::default(),
         inherit_python_env: false,
         extract: Vec::new(),
+        needed_names: Default::default(),
+        tags: None,
     };
 
     let work = tempfile::Builder::new()
@@ -145,7 +147,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         name: BUILD_HELPER_NAME.to_string(),
     });
     tracing::info!("compiling {} standard library files", sources.len());
-    let compiled = compile::compile(&stage_one, &sources)?;
+    let compiled = compile::compile(&compile::Compiler::Runtime(stage_one.clone()), &sources)?;
     for (name, error) in &compiled.failures {
         tracing::warn!("`{name}` does not compile ({error}); it is packed as source only");
     }

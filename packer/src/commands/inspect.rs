@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pyferry_payload::{Archive, EntryKind};
+use pyferry_payload::{Archive, EntryKind, PayloadKind};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
@@ -23,11 +23,16 @@ struct Distribution {
 struct Report {
     file: String,
     size: u64,
+    /// `executable`, `pyz` or `runtime`.
+    kind: String,
     pyferry_version: String,
     format_version: u32,
     python_version: String,
     build_id: String,
     target: String,
+    /// A pyz's tags: the interpreter and the platform it needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<pyferry_payload::Tags>,
     entry_point: String,
     scripts: std::collections::BTreeMap<String, String>,
     entries: usize,
@@ -42,6 +47,43 @@ pub fn open(path: &Path) -> Result<Vec<u8>> {
 pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Archive<'a>> {
     Archive::parse(bytes)
         .with_context(|| format!("`{}` is not a pyferry application", path.display()))
+}
+
+/// What the file is and what it runs on, in words.
+fn kind_and_target(manifest: &pyferry_payload::Manifest) -> (String, String) {
+    match (manifest.kind, &manifest.tags) {
+        (PayloadKind::Pyz, Some(tags)) => {
+            let platform = if tags.platform == "any" {
+                "any platform (no native code)".to_string()
+            } else {
+                tags.platform.clone()
+            };
+            let resolved = tags
+                .resolved_for
+                .as_ref()
+                .map(|tag| format!(", resolved for {tag}"))
+                .unwrap_or_default();
+            (
+                "pyz".to_string(),
+                format!(
+                    "CPython {} ({}) on {platform}{resolved}; run by the host's python{}",
+                    manifest.python_version, tags.interpreter, manifest.python_version
+                ),
+            )
+        }
+        (PayloadKind::Pyz, None) => (
+            "pyz".to_string(),
+            format!("CPython {}", manifest.python_version),
+        ),
+        (PayloadKind::Runtime, _) => (
+            "runtime".to_string(),
+            crate::target::Target::executable().describe(),
+        ),
+        (PayloadKind::App, _) => (
+            "executable".to_string(),
+            crate::target::Target::executable().describe(),
+        ),
+    }
 }
 
 fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
@@ -96,14 +138,17 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let bytes = open(&args.file)?;
     let archive = parse(&args.file, &bytes)?;
     let manifest = archive.manifest();
+    let (kind, target) = kind_and_target(manifest);
     let report = Report {
         file: args.file.display().to_string(),
         size: bytes.len() as u64,
+        kind,
         pyferry_version: manifest.pyferry_version.clone(),
         format_version: manifest.format_version,
         python_version: manifest.python_version.clone(),
         build_id: manifest.build_id.clone(),
-        target: crate::target::describe(),
+        target,
+        tags: manifest.tags.clone(),
         entry_point: manifest.entry_point.to_string(),
         scripts: manifest
             .scripts
@@ -118,8 +163,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "file:          {} ({:.1} MB, {} entries)",
+        "file:          {} ({}, {:.1} MB, {} entries)",
         report.file,
+        report.kind,
         report.size as f64 / 1e6,
         report.entries
     );
@@ -130,6 +176,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     println!("python:        {}", report.python_version);
     println!("build id:      {}", report.build_id);
     println!("target:        {}", report.target);
+    if let Some(tags) = &report.tags {
+        println!("tags:          {}", tags.joined());
+    }
     println!(
         "entry point:   {}",
         if report.entry_point.is_empty() {

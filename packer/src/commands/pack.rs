@@ -1,5 +1,6 @@
 //! `pyferry pack INPUT... -o OUT`: application trees, projects, wheels and requirements, plus
-//! the runtime, into one executable.
+//! the runtime, into one executable; or with `--format pyz`, without the runtime, into a zipapp
+//! for the host's Python (the archive's layout: `crate::pyz`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use pyferry_payload::{EntryPoint, Manifest, PayloadKind, FORMAT_VERSION, MANIFEST_PATH};
 
 use crate::assemble::{self, Contents, PlannedEntry};
-use crate::cli::PackArgs;
-use crate::compile::{self, CompileItem};
+use crate::cli::{Format, PackArgs};
+use crate::compile::{self, CompileItem, Compiler};
 use crate::elf::{self, SharedObject};
 use crate::inputs::{self, Input};
 use crate::libraries;
 use crate::resolve::{self, IndexOptions};
 use crate::runtime::Runtime;
+use crate::target::{Platform, PythonVersion, RequestedPython, Target};
 use crate::tree::{self, TreeFile};
 use crate::wheel::{self, Installed};
 
@@ -100,7 +102,9 @@ struct Gathered {
     _staging: Option<tempfile::TempDir>,
 }
 
-fn gather(args: &PackArgs) -> Result<Gathered> {
+/// Resolves the inputs of `args` for `target`; `exclude` lists files of the trees never to pack
+/// (the output, when it is written inside a tree).
+fn gather(args: &PackArgs, target: &Target, exclude: &[PathBuf]) -> Result<Gathered> {
     let inputs: Vec<Input> = args
         .inputs
         .iter()
@@ -134,7 +138,7 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
 
     let mut files = Vec::new();
     for dir in &trees {
-        files.extend(tree::collect(dir, std::slice::from_ref(&args.output))?);
+        files.extend(tree::collect(dir, exclude)?);
     }
     let needs_distributions = !wheels.is_empty()
         || !projects.is_empty()
@@ -165,7 +169,7 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
         wheels.push(built);
     }
     for wheel_path in &wheels {
-        let name = wheel::check_tags(wheel_path)?;
+        let name = wheel::check_tags(wheel_path, target)?;
         listed.insert(inputs::normalize(&name.distribution));
     }
     let wheel_paths: Vec<PathBuf> =
@@ -191,15 +195,15 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
             };
             let _step = crate::progress::Step::start(format!(
                 "resolving and downloading for {}",
-                crate::target::describe()
+                target.describe()
             ));
-            resolve::download(&arguments, &options, args.resolver, &download_dir)?
+            resolve::download(&arguments, &options, args.resolver, target, &download_dir)?
         };
     let _step = crate::progress::Step::start(format!("installing {} wheels", wheel_paths.len()));
     let mut installed = Vec::new();
     for wheel_path in &wheel_paths {
         tracing::debug!("installing `{}`", wheel_path.display());
-        installed.push(wheel::install(wheel_path, &site)?);
+        installed.push(wheel::install(wheel_path, &site, target)?);
     }
     let tree_names: BTreeSet<String> = files.iter().map(|file| file.name.clone()).collect();
     for file in tree::collect(&site, &[])? {
@@ -240,10 +244,13 @@ fn console_scripts(
     scripts
 }
 
-/// Decides what runs: `-e`, `-c`, `--all-scripts`, or `__main__.py` of a tree.
+/// Decides what runs: `-e`, `-c`, `--all-scripts`, or `__main__.py` of a tree. `output_name` is
+/// the file name the output is written under (with `--all-scripts`, the script of that name is
+/// the default).
 fn entry_points(
     args: &PackArgs,
     gathered: &Gathered,
+    output_name: &str,
 ) -> Result<(EntryPoint, BTreeMap<String, EntryPoint>)> {
     let available = console_scripts(&gathered.installed, None);
     let list = |scripts: &BTreeMap<String, (String, String)>| {
@@ -301,11 +308,6 @@ fn entry_points(
     }
     if args.all_scripts {
         // Started under a name that is none of the scripts, the launcher lists them.
-        let output_name = args
-            .output
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default();
         let default = scripts.get(output_name).cloned().unwrap_or_default();
         return Ok((default, scripts));
     }
@@ -320,8 +322,6 @@ fn entry_points(
 }
 
 pub fn pack(args: &PackArgs) -> Result<()> {
-    let started = Instant::now();
-    assemble::check_output(&args.output)?;
     if args.inputs.len() == 1 && args.requirements.is_empty() {
         // The one-directory form keeps its precise messages.
         let path = Path::new(&args.inputs[0]);
@@ -332,23 +332,29 @@ pub fn pack(args: &PackArgs) -> Result<()> {
             );
         }
     }
-    let gathered = gather(args)?;
-    let (entry_point, scripts) = entry_points(args, &gathered)?;
-    let runtime = Runtime::locate()?;
-    let runtime_archive = runtime.archive()?;
-    let files = &gathered.files;
+    match args.format {
+        Format::Exe => pack_executable(args),
+        Format::Pyz => pack_pyz(args),
+    }
+}
 
-    let check_module = |entry: &EntryPoint| -> Result<()> {
+/// Refuses, with the entry point's module named, entry points that are neither in the packed
+/// files nor in the standard library (as the runtime holds it, when it is at hand).
+fn check_entry_modules(
+    gathered: &Gathered,
+    runtime_archive: Option<&pyferry_payload::Archive<'_>>,
+    entries: impl IntoIterator<Item = EntryPoint>,
+) -> Result<()> {
+    for entry in entries {
         if entry.module.is_empty() {
-            return Ok(());
+            continue;
         }
         let top = entry.module.split('.').next().unwrap_or_default();
-        let in_runtime = runtime_archive.index().kind(top).is_some()
-            || runtime_archive
-                .index()
-                .position(&format!("{top}.pyc"))
-                .is_some();
-        if !files_have_module(files, &entry.module) && !in_runtime {
+        let in_runtime = runtime_archive.is_some_and(|runtime| {
+            runtime.index().kind(top).is_some()
+                || runtime.index().position(&format!("{top}.pyc")).is_some()
+        });
+        if !files_have_module(&gathered.files, &entry.module) && !in_runtime {
             let place = gathered
                 .trees
                 .first()
@@ -359,12 +365,70 @@ pub fn pack(args: &PackArgs) -> Result<()> {
                 entry.module
             );
         }
-        Ok(())
-    };
-    check_module(&entry_point)?;
-    for entry in scripts.values() {
-        check_module(entry)?;
     }
+    Ok(())
+}
+
+/// The shared objects among `files`, read as ELF.
+fn read_shared_objects(files: &[TreeFile]) -> Result<BTreeMap<String, SharedObject>> {
+    let mut objects = BTreeMap::new();
+    for file in files {
+        if pyferry_payload::is_shared_object(&file.name) {
+            let bytes = fs_err::read(&file.path)?;
+            if let Some(object) = elf::read_shared_object(&bytes) {
+                objects.insert(file.name.clone(), object);
+            }
+        }
+    }
+    Ok(objects)
+}
+
+/// Every `*.dist-info` directory packed, whoever installed it (pyferry, or pip into a DIR):
+/// name → version.
+fn distributions_of(files: &[TreeFile]) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .filter_map(|file| file.name.split_once(".dist-info/").map(|(stem, _)| stem))
+        .filter(|stem| !stem.contains('/'))
+        .filter_map(|stem| stem.rsplit_once('-'))
+        .map(|(name, version)| (name.to_string(), version.to_string()))
+        .collect()
+}
+
+fn pack_executable(args: &PackArgs) -> Result<()> {
+    let started = Instant::now();
+    if let Some(python) = &args.python {
+        if RequestedPython::parse(python)?.version != PythonVersion::EMBEDDED {
+            bail!("`--python {python}`: an executable carries pyferry's own CPython {}; hint: `--format pyz` builds for the host's Python {python}", PythonVersion::EMBEDDED);
+        }
+    }
+    for (given, flag) in [
+        (args.platform.is_some(), "--platform"),
+        (args.shebang.is_some(), "--shebang"),
+    ] {
+        if given {
+            bail!("`{flag}` is for `--format pyz`; an executable's target is fixed by its launcher ({})", Target::executable().describe());
+        }
+    }
+    let Some(output) = &args.output else {
+        bail!("no output: name the executable to write with `-o FILE`");
+    };
+    assemble::check_output(output)?;
+    let target = Target::executable();
+    let gathered = gather(args, &target, std::slice::from_ref(output))?;
+    let output_name = output
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let (entry_point, scripts) = entry_points(args, &gathered, output_name)?;
+    let runtime = Runtime::locate()?;
+    let runtime_archive = runtime.archive()?;
+    let files = &gathered.files;
+    check_entry_modules(
+        &gathered,
+        Some(&runtime_archive),
+        std::iter::once(entry_point.clone()).chain(scripts.values().cloned()),
+    )?;
 
     let sources: Vec<CompileItem> = files
         .iter()
@@ -375,7 +439,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         })
         .collect();
     let step = crate::progress::Step::start(format!("compiling {} Python files", sources.len()));
-    let compiled = compile::compile(&runtime.path, &sources)?;
+    let compiled = compile::compile(&Compiler::Runtime(runtime.path.clone()), &sources)?;
     drop(step);
     for (name, error) in &compiled.failures {
         tracing::warn!("`{name}` does not compile ({error}); it is packed as source only");
@@ -383,14 +447,8 @@ pub fn pack(args: &PackArgs) -> Result<()> {
 
     let mut entries: Vec<PlannedEntry> = Vec::new();
     let mut app_names: BTreeSet<String> = BTreeSet::new();
-    let mut objects: BTreeMap<String, SharedObject> = BTreeMap::new();
+    let mut objects = read_shared_objects(files)?;
     for file in files {
-        if pyferry_payload::is_shared_object(&file.name) {
-            let bytes = fs_err::read(&file.path)?;
-            if let Some(object) = elf::read_shared_object(&bytes) {
-                objects.insert(file.name.clone(), object);
-            }
-        }
         if let Some(bytecode) = compiled.bytecode.get(&file.name) {
             let pyc_name = format!("{}c", file.name);
             app_names.insert(pyc_name.clone());
@@ -419,9 +477,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
                 name.to_string(),
                 SharedObject {
                     soname: Some(library.to_string()),
-                    needed: Vec::new(),
-                    extension_module: false,
-                    load_plan: None,
+                    ..SharedObject::default()
                 },
             );
         }
@@ -465,14 +521,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     shared_libraries.extend(graph.dependencies);
     let mut load_plans = runtime_archive.manifest().load_plans.clone();
     load_plans.extend(libraries::load_plans(&objects));
-    // Every `*.dist-info` directory packed, whoever installed it (pyferry, or pip into a DIR).
-    let distributions: BTreeMap<String, String> = files
-        .iter()
-        .filter_map(|file| file.name.split_once(".dist-info/").map(|(stem, _)| stem))
-        .filter(|stem| !stem.contains('/'))
-        .filter_map(|stem| stem.rsplit_once('-'))
-        .map(|(name, version)| (name.to_string(), version.to_string()))
-        .collect();
+    let distributions = distributions_of(files);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::App,
@@ -486,6 +535,8 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         distributions,
         inherit_python_env: args.inherit_python_env,
         extract: extract.keys().cloned().collect(),
+        needed_names: Default::default(),
+        tags: None,
     };
     let extension_count = objects
         .keys()
@@ -493,23 +544,309 @@ pub fn pack(args: &PackArgs) -> Result<()> {
             !name.starts_with(".pyferry/") && !name.contains(".libs/") && !name.contains(".so.")
         })
         .count();
-    let step = crate::progress::Step::start(format!("writing {}", args.output.display()));
+    let step = crate::progress::Step::start(format!("writing {}", output.display()));
     let size = assemble::write_executable(
-        &args.output,
+        output,
         runtime.launcher_bytes()?,
         entries,
         Some(&runtime.zip_archive()?),
         &manifest,
         args.compress,
     )
-    .with_context(|| format!("cannot pack `{}`", args.output.display()))?;
+    .with_context(|| format!("cannot pack `{}`", output.display()))?;
     drop(step);
     tracing::info!(
         "packed {}: {:.1} MB, {} distributions, {} extension modules, {:.1} s",
-        args.output.display(),
+        output.display(),
         size as f64 / 1e6,
         manifest.distributions.len(),
         extension_count,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The name a pyz is called by default: the console script, else the application directory,
+/// else the first distribution asked for, else the entry point's package.
+fn application_name(args: &PackArgs, gathered: &Gathered) -> String {
+    if let Some(script) = &args.console_script {
+        return script.clone();
+    }
+    if let Some(dir) = gathered.trees.first() {
+        let named = dir.canonicalize().ok().and_then(|dir| {
+            dir.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        });
+        if let Some(name) = named {
+            return name;
+        }
+    }
+    for input in &args.inputs {
+        let name = match inputs::classify(input) {
+            Ok(Input::Wheel(path)) => path
+                .file_name()
+                .and_then(|name| wheel::WheelName::parse(&name.to_string_lossy()))
+                .map(|name| name.distribution),
+            Ok(Input::Project(dir)) => dir.canonicalize().ok().and_then(|dir| {
+                dir.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            }),
+            Ok(Input::Requirement(text)) => inputs::requirement_name(&text),
+            _ => None,
+        };
+        if let Some(name) = name {
+            return name;
+        }
+    }
+    if let Some(entry) = &args.entry_point {
+        if let Some(top) = entry.split([':', '.']).next().filter(|top| !top.is_empty()) {
+            return top.to_string();
+        }
+    }
+    gathered
+        .listed
+        .iter()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "app".to_string())
+}
+
+/// What compiles a pyz's bytecode for `version`: the interpreter `--python` named, pyferry's
+/// runtime for 3.11, or a `python3.X` on PATH; `None` (sources only) when there is none.
+fn pyz_compiler(requested: &RequestedPython) -> Result<Option<Compiler>> {
+    if let Some(interpreter) = &requested.interpreter {
+        return Ok(Some(Compiler::Interpreter(interpreter.clone())));
+    }
+    let version = requested.version;
+    if version == PythonVersion::EMBEDDED {
+        if let Ok(runtime) = Runtime::locate() {
+            return Ok(Some(Compiler::Runtime(runtime.path)));
+        }
+    }
+    let name = format!("python{}", version.dotted());
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(&name))
+            .find(|candidate| candidate.is_file())
+    });
+    let Some(interpreter) = found else {
+        return Ok(None);
+    };
+    match crate::target::interpreter_version(&interpreter) {
+        Ok(found) if found == version => Ok(Some(Compiler::Interpreter(interpreter))),
+        Ok(found) => {
+            tracing::warn!(
+                "`{}` is Python {found}, not {version}: not used to compile",
+                interpreter.display()
+            );
+            Ok(None)
+        }
+        Err(error) => {
+            tracing::warn!("{error:#}; it is not used to compile");
+            Ok(None)
+        }
+    }
+}
+
+fn pack_pyz(args: &PackArgs) -> Result<()> {
+    let started = Instant::now();
+    if !args.extract.is_empty() {
+        bail!("`--extract` is for executables: a pyz writes nothing to disk, and serves every package from the archive");
+    }
+    if args.inherit_python_env {
+        bail!("`--inherit-python-env` is for executables: a pyz runs on the host's Python, which reads its environment as it always does");
+    }
+    let requested = RequestedPython::parse(args.python.as_deref().unwrap_or("3.11"))?;
+    let platform = match &args.platform {
+        Some(tag) => Platform::parse(tag)?,
+        None => Platform::host(),
+    };
+    let target = Target {
+        python: requested.version,
+        platform,
+    };
+    let shebang = crate::pyz::shebang(args.shebang.as_deref(), &target)?;
+    let destination = crate::pyz::Destination::from_output(args.output.as_deref())?;
+    let gathered = gather(args, &target, &destination.exclusions())?;
+    if let Some(file) = gathered
+        .files
+        .iter()
+        .find(|file| crate::pyz::is_reserved(&file.name))
+    {
+        bail!(
+            "`{}`: `{}` is the name of the pyz's own start-up files; rename it",
+            file.path.display(),
+            file.name
+        );
+    }
+    let output_name = match &destination {
+        crate::pyz::Destination::File(path) => path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        crate::pyz::Destination::Directory(_) => String::new(),
+    };
+    let (entry_point, scripts) = entry_points(args, &gathered, &output_name)?;
+    let runtime = Runtime::locate().ok();
+    let runtime_archive = match &runtime {
+        Some(runtime) => Some(runtime.archive()?),
+        None => None,
+    };
+    check_entry_modules(
+        &gathered,
+        runtime_archive.as_ref(),
+        std::iter::once(entry_point.clone()).chain(scripts.values().cloned()),
+    )?;
+    let files = &gathered.files;
+
+    let objects = read_shared_objects(files)?;
+    let graph = libraries::library_graph(&objects);
+    if let Some((object, library)) = graph.linked_to_libpython.first() {
+        bail!("`{object}` is linked against `{library}`; extension modules must not link libpython (manylinux wheels never do: rebuild it as one)");
+    }
+    for (object, library) in &graph.missing {
+        tracing::warn!(
+            "`{object}` needs `{library}`, which is neither in the application nor a library manylinux lets wheels expect from the host; importing it fails where `{library}` is not installed"
+        );
+    }
+    let (needed_names, unusable) = libraries::cycle_needed_names(&objects, &graph.dependencies);
+    for (object, library) in &unusable {
+        tracing::warn!(
+            "`{object}` and `{library}` need each other, and the name of `{library}` in `{object}` cannot be replaced by a path: the pyz cannot load them from memory"
+        );
+    }
+    let needed_by_others: BTreeSet<String> =
+        graph.dependencies.values().flatten().cloned().collect();
+    for (package, reason) in
+        crate::extraction::packages_needing_files(files, &objects, &needed_by_others, &[])
+    {
+        tracing::warn!("`{package}` may need real files ({reason}); a pyz holds it only in the archive, where `open()` on a path below `__file__` finds nothing");
+    }
+    let platform_tag = crate::pyz::needed_platform(files, &objects, &target)?;
+    let tags = pyferry_payload::Tags {
+        interpreter: target.python.tag(),
+        platform: platform_tag.clone(),
+        resolved_for: Some(target.platform.tag()),
+    };
+    let output = destination.path(&application_name(args, &gathered), &tags);
+
+    let run_name = |entry: &EntryPoint| -> String {
+        if entry.module == "__main__" && entry.function.is_none() {
+            crate::pyz::APPLICATION_MAIN_MODULE.to_string()
+        } else {
+            entry.to_string()
+        }
+    };
+    let start_up = crate::pyz::StartUp {
+        target: &target,
+        platform: &platform_tag,
+        entry_point: run_name(&entry_point),
+        scripts: scripts
+            .iter()
+            .map(|(name, entry)| (name.clone(), run_name(entry)))
+            .collect(),
+        libraries: &graph.dependencies,
+        needed_names: &needed_names,
+    }
+    .render();
+    let work = tempfile::Builder::new()
+        .prefix("pyferry-pyz-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let own_files = [
+        (crate::pyz::START_UP_NAME, start_up.as_str()),
+        (crate::pyz::BOOTSTRAP_NAME, crate::pyz::BOOTSTRAP_SOURCE),
+    ];
+    let mut packed: Vec<TreeFile> = Vec::new();
+    for (name, source) in own_files {
+        let path = work.path().join(name);
+        fs_err::write(&path, source)?;
+        packed.push(TreeFile {
+            path,
+            name: name.to_string(),
+        });
+    }
+    packed.extend(files.iter().map(|file| TreeFile {
+        path: file.path.clone(),
+        name: crate::pyz::archive_name(&file.name).to_string(),
+    }));
+
+    let sources: Vec<CompileItem> = packed
+        .iter()
+        .filter(|file| file.name.ends_with(".py"))
+        .map(|file| CompileItem {
+            source: file.path.clone(),
+            name: file.name.clone(),
+        })
+        .collect();
+    let compiled = match pyz_compiler(&requested)? {
+        Some(compiler) => {
+            let _step = crate::progress::Step::start(format!(
+                "compiling {} Python files for Python {}",
+                sources.len(),
+                target.python
+            ));
+            compile::compile(&compiler, &sources)?
+        }
+        None => {
+            tracing::warn!(
+                "no python{} on PATH to compile bytecode with: the pyz holds sources only, and Python compiles every module it imports at every start (several times slower); hint: put python{} on PATH, or name it with `--python /path/to/python{}`",
+                target.python,
+                target.python,
+                target.python
+            );
+            compile::Compiled::default()
+        }
+    };
+    for (name, error) in &compiled.failures {
+        tracing::warn!("`{name}` does not compile ({error}); it is packed as source only");
+    }
+    let mut entries: Vec<PlannedEntry> = Vec::new();
+    for file in &packed {
+        if let Some(bytecode) = compiled.bytecode.get(&file.name) {
+            entries.push(PlannedEntry {
+                name: format!("{}c", file.name),
+                contents: Contents::Bytes(bytecode.clone()),
+            });
+        }
+        entries.push(PlannedEntry {
+            name: file.name.clone(),
+            contents: Contents::File(file.path.clone()),
+        });
+    }
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        kind: PayloadKind::Pyz,
+        pyferry_version: env!("CARGO_PKG_VERSION").to_string(),
+        python_version: target.python.dotted(),
+        build_id: String::new(),
+        entry_point,
+        shared_libraries: graph.dependencies.clone(),
+        load_plans: Default::default(),
+        scripts,
+        distributions: distributions_of(files),
+        inherit_python_env: false,
+        extract: Vec::new(),
+        needed_names,
+        tags: Some(tags),
+    };
+    let step = crate::progress::Step::start(format!("writing {}", output.display()));
+    let size =
+        assemble::write_executable(&output, &shebang, entries, None, &manifest, args.compress)
+            .with_context(|| format!("cannot pack `{}`", output.display()))?;
+    drop(step);
+    let extension_count = objects
+        .values()
+        .filter(|object| object.extension_module)
+        .count();
+    tracing::info!(
+        "packed {}: {:.1} MB, {} distributions, {} extension modules, for CPython {} on {}, {:.1} s",
+        output.display(),
+        size as f64 / 1e6,
+        manifest.distributions.len(),
+        extension_count,
+        target.python,
+        platform_tag,
         started.elapsed().as_secs_f64()
     );
     Ok(())

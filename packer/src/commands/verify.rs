@@ -75,8 +75,12 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         }
         SealCheck::Missing => return Err(Mismatch(format!("`{}`: the seal is missing from the zip's end record", path.display())).into()),
     }
+    let prefix = match archive.manifest().kind {
+        pyferry_payload::PayloadKind::Pyz => "the `#!` line",
+        _ => "the launcher",
+    };
     println!(
-        "{}: ok, the launcher and {} entries match what was packed (build id {})",
+        "{}: ok, {prefix} and {} entries match what was packed (build id {})",
         path.display(),
         lines.len() - 1,
         archive.manifest().build_id

@@ -1,0 +1,346 @@
+//! The pyz archive (`pyferry pack --format pyz`): what goes in it beside the application, and
+//! the tags it records.
+//!
+//! ```text
+//! #!/usr/bin/env python3.11
+//! __main__.py, __main__.pyc      the start-up: the tag check, then pyferry_bootstrap.main()
+//! pyferry_bootstrap.py, .pyc     the importer (packer/python/pyferry_bootstrap.py)
+//! __pyferry_main__.py, .pyc      the application's own __main__.py, renamed
+//! ...                            the application and its dependencies, with their bytecode
+//! .pyferry/manifest.json, RECORD
+//! ```
+//!
+//! The tags are those of a wheel: the interpreter (`cp311`) and the platform its native code
+//! needs (`manylinux_2_17_x86_64`, or `any` without native code), worked out from what is packed
+//! (the `WHEEL` files' tags, the shared objects' architecture and glibc symbol versions), not
+//! only from what was asked for. docs/pyz.md describes the whole path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde_json::{Map, Value};
+
+use crate::elf::SharedObject;
+use crate::target::{Platform, Target};
+use crate::tree::TreeFile;
+
+/// The bootstrap module, at the archive's root (also usable on its own: docs/pyz.md).
+pub const BOOTSTRAP_SOURCE: &str = include_str!("../python/pyferry_bootstrap.py");
+pub const BOOTSTRAP_NAME: &str = "pyferry_bootstrap.py";
+
+/// The start-up script, with `__PYFERRY_CONFIG__` standing for its settings.
+const START_UP_TEMPLATE: &str = include_str!("../python/pyz_main.py");
+pub const START_UP_NAME: &str = "__main__.py";
+const CONFIG_PLACEHOLDER: &str = "__PYFERRY_CONFIG__";
+
+/// Where the application's own `__main__.py` goes (the archive's is the start-up), and the
+/// module name the start-up runs it under.
+pub const APPLICATION_MAIN_NAME: &str = "__pyferry_main__.py";
+pub const APPLICATION_MAIN_MODULE: &str = "__pyferry_main__";
+
+/// Names of the archive's root that the pyz's own files take.
+pub fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        BOOTSTRAP_NAME | "pyferry_bootstrap.pyc" | APPLICATION_MAIN_NAME | "__pyferry_main__.pyc"
+    )
+}
+
+/// The archive name of an application file: a tree's `__main__.py` is renamed.
+pub fn archive_name(name: &str) -> &str {
+    if name == START_UP_NAME {
+        APPLICATION_MAIN_NAME
+    } else {
+        name
+    }
+}
+
+/// What the start-up script knows: the tags it checks, what it runs, and the loading order of
+/// the shared objects.
+pub struct StartUp<'a> {
+    pub target: &'a Target,
+    pub platform: &'a str,
+    /// `module` or `module:function`.
+    pub entry_point: String,
+    pub scripts: BTreeMap<String, String>,
+    pub libraries: &'a BTreeMap<String, Vec<String>>,
+    pub needed_names: &'a BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+}
+
+impl StartUp<'_> {
+    /// The `__main__.py` source: the template with its settings as a Python literal (JSON made
+    /// of strings, numbers, lists and objects only, which Python reads as the same values).
+    pub fn render(&self) -> String {
+        let strings = |map: &BTreeMap<String, String>| -> Value {
+            Value::Object(
+                map.iter()
+                    .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+                    .collect(),
+            )
+        };
+        let mut config = Map::new();
+        config.insert("python".into(), self.target.python.dotted().into());
+        config.insert("interpreter".into(), self.target.python.tag().into());
+        config.insert("platform".into(), self.platform.into());
+        config.insert("entry_point".into(), self.entry_point.clone().into());
+        config.insert("scripts".into(), strings(&self.scripts));
+        config.insert(
+            "libraries".into(),
+            Value::Object(
+                self.libraries
+                    .iter()
+                    .map(|(object, needs)| (object.clone(), needs.clone().into()))
+                    .collect(),
+            ),
+        );
+        config.insert(
+            "needed_names".into(),
+            Value::Object(
+                self.needed_names
+                    .iter()
+                    .map(|(object, names)| {
+                        let names: Map<String, Value> = names
+                            .iter()
+                            .map(|(library, position)| {
+                                (library.clone(), Value::from(position.to_vec()))
+                            })
+                            .collect();
+                        (object.clone(), Value::Object(names))
+                    })
+                    .collect(),
+            ),
+        );
+        let literal = Value::Object(config).to_string();
+        START_UP_TEMPLATE.replacen(CONFIG_PLACEHOLDER, &literal, 1)
+    }
+}
+
+/// The `#!` line: `--shebang COMMAND`, or `/usr/bin/env python3.X`.
+pub fn shebang(command: Option<&str>, target: &Target) -> Result<Vec<u8>> {
+    let command = match command {
+        Some(command) => command.trim().to_string(),
+        None => format!("/usr/bin/env python{}", target.python.dotted()),
+    };
+    if command.is_empty() || command.contains(['\n', '\r', '\0']) {
+        bail!("`--shebang` must be one line naming the interpreter, e.g. `/usr/bin/python3.11`");
+    }
+    // Linux reads at most 255 bytes of a `#!` line (127 before 5.1).
+    if command.len() > 125 {
+        bail!(
+            "`--shebang` is {} bytes; a `#!` line longer than 127 bytes is cut short by older kernels",
+            command.len()
+        );
+    }
+    Ok(format!("#!{command}\n").into_bytes())
+}
+
+/// The glibc floor a `WHEEL` file's tags declare, when it is a manylinux wheel: the oldest
+/// glibc among its platform tags (it runs on any of them).
+fn wheel_glibc_floor(text: &str) -> Option<u32> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("Tag:"))
+        .filter_map(|tag| tag.trim().rsplit('-').next())
+        .flat_map(|platforms| platforms.split('.').map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|platform| Platform::parse(&platform).ok())
+        .map(|platform| platform.glibc_minor)
+        .min()
+}
+
+/// The platform tag the packed native code needs: `any` when there is none, else
+/// `manylinux_2_N_ARCH` with N the newest of the wheels' declared floors and of the glibc
+/// symbol versions the shared objects use. Objects of another architecture than the target's
+/// are refused; a floor above what was asked for is reported (the tag says the truth).
+pub fn needed_platform(
+    files: &[TreeFile],
+    objects: &BTreeMap<String, SharedObject>,
+    target: &Target,
+) -> Result<String> {
+    let native: Vec<(&String, &SharedObject)> = objects
+        .iter()
+        .filter(|(_, object)| object.architecture.is_some())
+        .collect();
+    if native.is_empty() {
+        return Ok("any".to_string());
+    }
+    let wanted = target.platform.architecture.as_str();
+    if let Some((name, object)) = native
+        .iter()
+        .find(|(_, object)| object.architecture != Some(wanted))
+    {
+        bail!(
+            "`{name}` is built for {}, but the pyz is for {wanted} ({}); hint: `--platform manylinux_2_{}_{}`",
+            object.architecture.unwrap_or("another architecture"),
+            target.platform.tag(),
+            target.platform.glibc_minor,
+            object.architecture.unwrap_or("ARCH")
+        );
+    }
+    let mut floor = 5;
+    let mut reason = String::from("manylinux's oldest floor");
+    for (name, object) in &native {
+        if let Some(minor) = object.glibc_minor.filter(|minor| *minor > floor) {
+            floor = minor;
+            reason = format!("`{name}` uses GLIBC_2.{minor} symbols");
+        }
+    }
+    for file in files
+        .iter()
+        .filter(|file| file.name.ends_with(".dist-info/WHEEL"))
+    {
+        let Ok(text) = std::fs::read_to_string(&file.path) else {
+            continue;
+        };
+        if let Some(minor) = wheel_glibc_floor(&text).filter(|minor| *minor > floor) {
+            floor = minor;
+            reason = format!("`{}` declares manylinux_2_{minor}", file.name);
+        }
+    }
+    if floor > target.platform.glibc_minor {
+        tracing::warn!(
+            "the native code needs glibc 2.{floor} ({reason}), newer than the {} it was resolved for; the pyz is tagged manylinux_2_{floor}_{wanted}",
+            target.platform.tag()
+        );
+    }
+    Ok(format!("manylinux_2_{floor}_{wanted}"))
+}
+
+/// The name a pyz gets when `-o` is a directory or absent: `NAME-cp311-manylinux_2_17_x86_64.pyz`,
+/// NAME escaped as in a wheel's file name (anything but letters, digits, `_` and `.` becomes
+/// `_`).
+pub fn default_file_name(name: &str, tags: &pyferry_payload::Tags) -> String {
+    let escaped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let escaped = escaped.trim_matches('.');
+    let escaped = if escaped.is_empty() { "app" } else { escaped };
+    format!("{escaped}-{}.pyz", tags.joined())
+}
+
+/// Where a pyz goes: the file named by `-o`, or a directory (`-o DIR`, or the current one) in
+/// which it gets its default name.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    File(PathBuf),
+    Directory(PathBuf),
+}
+
+impl Destination {
+    pub fn from_output(output: Option<&Path>) -> Result<Destination> {
+        match output {
+            None => Ok(Destination::Directory(PathBuf::from("."))),
+            Some(path) if path.is_dir() => Ok(Destination::Directory(path.to_path_buf())),
+            Some(path) if path.as_os_str().to_string_lossy().ends_with('/') => bail!(
+                "cannot write into `{}`: the directory does not exist",
+                path.display()
+            ),
+            Some(path) => {
+                crate::assemble::check_output(path)?;
+                Ok(Destination::File(path.to_path_buf()))
+            }
+        }
+    }
+
+    /// Files never to pack from a tree: the output itself, or the `*.pyz` files already in the
+    /// output directory (an earlier pack's, when it is written into the tree).
+    pub fn exclusions(&self) -> Vec<PathBuf> {
+        match self {
+            Destination::File(path) => vec![path.clone()],
+            Destination::Directory(dir) => std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|extension| extension == "pyz"))
+                .collect(),
+        }
+    }
+
+    pub fn path(&self, name: &str, tags: &pyferry_payload::Tags) -> PathBuf {
+        match self {
+            Destination::File(path) => path.clone(),
+            Destination::Directory(dir) => dir.join(default_file_name(name, tags)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::PythonVersion;
+
+    #[test]
+    fn start_up_settings_are_a_python_literal() {
+        let target = Target {
+            python: PythonVersion::parse("3.12").unwrap(),
+            platform: Platform::parse("manylinux_2_28_x86_64").unwrap(),
+        };
+        let libraries = BTreeMap::from([(
+            "pkg/_ext.so".to_string(),
+            vec!["pkg.libs/libé-1.so".to_string()],
+        )]);
+        let needed_names = BTreeMap::from([(
+            "pkg.libs/liba.so".to_string(),
+            BTreeMap::from([("pkg.libs/libb.so".to_string(), [1024, 20])]),
+        )]);
+        let script = StartUp {
+            target: &target,
+            platform: "manylinux_2_17_x86_64",
+            entry_point: "pkg.cli:main".into(),
+            scripts: BTreeMap::from([("tool".to_string(), "pkg.tool:run".to_string())]),
+            libraries: &libraries,
+            needed_names: &needed_names,
+        }
+        .render();
+        let line = script
+            .lines()
+            .find(|line| line.starts_with("PYFERRY = "))
+            .unwrap();
+        assert!(!script.contains(CONFIG_PLACEHOLDER));
+        for word in ["true", "false", "null"] {
+            assert!(!line.contains(word), "{line}");
+        }
+        assert!(line.contains(r#""interpreter":"cp312""#), "{line}");
+        assert!(line.contains(r#""pkg.libs/libb.so":[1024,20]"#), "{line}");
+    }
+
+    #[test]
+    fn wheel_floors() {
+        let numpy = "Wheel-Version: 1.0\nTag: cp311-cp311-manylinux_2_17_x86_64\nTag: cp311-cp311-manylinux2014_x86_64\n";
+        assert_eq!(wheel_glibc_floor(numpy), Some(17));
+        let pillow = "Tag: cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64\n";
+        assert_eq!(wheel_glibc_floor(pillow), Some(27));
+        assert_eq!(wheel_glibc_floor("Tag: py3-none-any\n"), None);
+    }
+
+    #[test]
+    fn default_names_are_escaped_like_wheels() {
+        let tags = pyferry_payload::Tags {
+            interpreter: "cp311".into(),
+            platform: "any".into(),
+            resolved_for: None,
+        };
+        assert_eq!(default_file_name("my-app", &tags), "my_app-cp311-any.pyz");
+        assert_eq!(default_file_name("", &tags), "app-cp311-any.pyz");
+    }
+
+    #[test]
+    fn shebang_lines() {
+        let target = Target::executable();
+        assert_eq!(
+            shebang(None, &target).unwrap(),
+            b"#!/usr/bin/env python3.11\n"
+        );
+        assert_eq!(
+            shebang(Some("/usr/bin/python3.11 -sE"), &target).unwrap(),
+            b"#!/usr/bin/python3.11 -sE\n"
+        );
+        assert!(shebang(Some("a\nb"), &target).is_err());
+    }
+}

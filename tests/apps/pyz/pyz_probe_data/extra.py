@@ -1,0 +1,1 @@
+"""A submodule, for pkgutil.iter_modules."""
