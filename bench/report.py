@@ -52,15 +52,16 @@ def median(values):
 
 @dataclass
 class Goal:
-    """pyferry's figure ÷ a reference figure must be ≤ `limit`. "missed by X%" means pyferry's
-    figure is X% above `limit` × the reference's."""
+    """The subject's figure (pyferry's, or its pyz's) ÷ a reference figure must be ≤ `limit`.
+    "missed by X%" means the subject's figure is X% above `limit` × the reference's."""
 
     wording: str
     apps: list  # app names the goal is judged on (None: every app measured)
     reference: str  # tool key of the reference figure
     figure: str  # "warm_pairs", "first", "size" or "build"
     limit: float
-    shown_inverted: bool = False  # show reference ÷ pyferry ("12× faster") rather than the ratio
+    shown_inverted: bool = False  # show reference ÷ subject ("12× faster") rather than the ratio
+    subject: str = "pyferry"  # tool key of the figure judged
 
 
 GOALS = [
@@ -71,6 +72,13 @@ GOALS = [
          shown_inverted=True),
     Goal("file size ≤ PyInstaller `--onefile`'s", None, ONEFILE, "size", 1.0),
     Goal("pack time ≤ 0.3× PyInstaller `--onefile`'s build time", None, ONEFILE, "build", 0.3),
+    # `pyferry pack --format pyz` (issue 23), against the floor (the venv; bare python3.11 -I
+    # for hello, which no zipapp can match: running a zip imports runpy and its dependencies).
+    Goal("pyz first run ≤ 1.10× the floor's first run", None, "floor", "first", 1.10,
+         subject="pyz"),
+    Goal("pyz warm run ≤ 1.10× the floor's (median of per-pair ratios)", None, "floor",
+         "warm_pairs", 1.10, subject="pyz"),
+    Goal("pyz file size ≤ shiv's", None, "shiv", "size", 1.0, subject="pyz"),
 ]
 
 
@@ -90,15 +98,18 @@ def figure_value(result, key, figure):
 
 
 def goal_ratio(goal, result):
-    """pyferry ÷ reference for `goal` on this app, or the reason it cannot be judged."""
+    """subject ÷ reference for `goal` on this app, or the reason it cannot be judged."""
+    subject = goal.subject
+    if subject not in result.builds:
+        return None, f"{subject} was not part of this run (--tools)"
     if goal.figure == "warm_pairs":
-        if result.usable("pyferry") and result.figures["pyferry"].warm_ns:
-            return result.figures["pyferry"].pair_ratio, None
-        return None, "pyferry not measured"
-    ours = figure_value(result, "pyferry", goal.figure)
+        if result.usable(subject) and result.figures[subject].warm_ns:
+            return result.figures[subject].pair_ratio, None
+        return None, f"{subject} not measured"
+    ours = figure_value(result, subject, goal.figure)
     theirs = figure_value(result, goal.reference, goal.figure)
     if ours is None:
-        return None, "pyferry not measured"
+        return None, f"{subject} not measured"
     if theirs is None:
         build = result.builds.get(goal.reference)
         if build is None:

@@ -7,8 +7,8 @@ checks (private mount namespaces). The steps, one module each:
   apps.py     the four apps (bench/apps/<name>/__main__.py and the exact output each must
               print) and the pinned wheels they are built from (bench/requirements/apps.txt),
               downloaded once into target/bench/wheels: later runs are offline;
-  tools.py    the tools: pyferry, PyInstaller --onefile and --onedir, shiv, pex, pex --scie
-              eager, and the floor (a venv of /usr/bin/python3.11 with the same wheels, bare
+  tools.py    the tools: pyferry, pyferry --format pyz, PyInstaller --onefile and --onedir,
+              shiv, pex, pex --scie eager, and the floor (a venv of /usr/bin/python3.11 with the same wheels, bare
               `python3.11 -I` for hello). Each peer is pinned in bench/requirements/<tool>.txt
               and installed in its own venv of /usr/bin/python3.11 under target/bench/tools.
               Every build is clean and timed; a peer that fails to build is reported, not fatal;

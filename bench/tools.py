@@ -93,6 +93,18 @@ def build_pyferry(settings):
     return build
 
 
+def build_pyz(settings):
+    """`pyferry pack --format pyz` of the app tree, with shiv's and pex's `#!` line (the same
+    /usr/bin/python3.11 -sE), `settings.pack_runs` times."""
+    def build(tool, app, out, env):
+        output = out / f"{app.name}.pyz"
+        cmd = [PYFERRY, "-q", "pack", app.tree, "--format", "pyz", "--shebang", SHEBANG,
+               "-o", output]
+        times = [timed_step(cmd, env) for _ in range(settings.pack_runs)]
+        return times, Artifact([output], output, single_file=True, size_note="+ system Python")
+    return build
+
+
 def build_pyinstaller(mode):
     """PyInstaller `--onefile` or `--onedir` on the tree's __main__.py (the script's directory,
     holding the installed wheels, is on PyInstaller's search path), cold cache (--clean)."""
@@ -184,6 +196,7 @@ def make_tools(settings):
     """Every tool, pyferry first; the floor is FLOOR_KEY and always measured."""
     return [
         Tool("pyferry", "pyferry", None, build_pyferry(settings), is_peer=False),
+        Tool("pyz", "pyferry --format pyz", None, build_pyz(settings), is_peer=False),
         Tool("pyinstaller-onefile", "PyInstaller --onefile", "pyinstaller", build_pyinstaller("onefile")),
         Tool("pyinstaller-onedir", "PyInstaller --onedir", "pyinstaller", build_pyinstaller("onedir")),
         Tool("shiv", "shiv", "shiv", build_shiv),
