@@ -9,7 +9,8 @@ from the archive with nothing written to disk:
   `importlib.resources` and `pkgutil.iter_modules`;
 - extension modules and the shared libraries they need (`*.libs/`), each copied from the archive
   into a memory file (`memfd_create`) and loaded through `/proc/self/fd/N`, libraries first,
-  a cycle of libraries that need each other in one `dlopen`;
+  a cycle of libraries that need each other in one `dlopen`; the code of large ones is mapped
+  from the archive itself instead of copied, when pyferry planned it (`_PageSharing`);
 - `importlib.metadata` and entry points need nothing: the `*.dist-info` directories are at the
   archive's root, which is on `sys.path`.
 
@@ -486,6 +487,179 @@ class _MemoryFiles:
             return None
 
 
+class _PageSharing:
+    """Maps the code of large shared objects from the archive instead of copying it, as
+    pyferry's executables do (docs/architecture.md, "Code mapped from the executable").
+
+    pyferry stores shared objects uncompressed and page-aligned, and gives each large one a
+    load plan: the page ranges of its read-only segments that the dynamic loader does not read
+    while loading (`mapped`), and its constructors. Those ranges stay holes in the memory file;
+    the constructors' dynamic-section tags are overwritten there with DT_LOOS, which the loader
+    skips, so `dlopen` runs no code that is not there yet. Once it has returned, the ranges are
+    mapped at their addresses from the archive (`MAP_FIXED`, same protection), then the
+    constructors run, `DT_INIT` first then `DT_INIT_ARRAY`, with (argc, argv, envp) as glibc
+    calls them. If the mapping fails (the archive on a `noexec` mount), the holes are filled in
+    the memory file instead, which the loader's mapping then shows. Needs `ctypes`, imported
+    only for the first planned object; without it, objects are copied whole."""
+
+    _DT_LOOS = (0x6000000D).to_bytes(8, "little")
+    _RTLD_NOLOAD = 4
+    _RTLD_DI_LINKMAP = 2
+    _PROT_READ, _PROT_EXEC = 1, 4
+    _MAP_PRIVATE, _MAP_FIXED = 0x02, 0x10
+
+    def __init__(self, plans):
+        self.plans = plans or {}
+        self._libc = None
+        self._failed = False
+        self._keep = []
+
+    def plan(self, path):
+        if self._failed or not sys.platform.startswith("linux"):
+            return None
+        return self.plans.get(path)
+
+    def _c(self):
+        if self._libc is None:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.dlopen.restype = ctypes.c_void_p
+            libc.dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+            libc.dlinfo.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+            libc.dlclose.argtypes = [ctypes.c_void_p]
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_long,
+            ]
+            self._ctypes = ctypes
+            self._libc = libc
+        return self._libc
+
+    @staticmethod
+    def copy_ranges(size, plan):
+        """The byte ranges of the object to copy: all but the planned holes."""
+        ranges, at = [], 0
+        for start, end in plan["mapped"]:
+            if start > at:
+                ranges.append((at, start))
+            at = max(at, end)
+        if at < size:
+            ranges.append((at, size))
+        return ranges
+
+    def hide_constructors(self, fd, plan):
+        for offset in plan.get("hidden_init_tags", ()):
+            os.pwrite(fd, self._DT_LOOS, offset)
+
+    def reveal_constructors(self, fd, path, loader):
+        """Puts back the tags `hide_constructors` overwrote (for CPython's own `dlopen` to
+        report the loader's real error on a whole object)."""
+        for offset in self.plans[path].get("hidden_init_tags", ()):
+            loader.fill_ranges(fd, path, [(offset, offset + 8)])
+
+    def _bias(self, path):
+        libc, ctypes = self._c(), self._ctypes
+        handle = libc.dlopen(path.encode(), os.RTLD_NOW | self._RTLD_NOLOAD)
+        if not handle:
+            return None
+        try:
+            link_map = ctypes.c_void_p()
+            if libc.dlinfo(handle, self._RTLD_DI_LINKMAP, ctypes.byref(link_map)) != 0:
+                return None
+            return ctypes.c_size_t.from_address(link_map.value).value
+        finally:
+            libc.dlclose(handle)
+
+    def after_dlopen(self, loader, path, fd, plan):
+        """Maps the planned ranges of the object just loaded from `fd` and runs its
+        constructors; fills the holes instead when mapping is refused."""
+        bias = self._bias(_descriptor_path(fd))
+        if bias is None:
+            loader.fill_ranges(fd, path, [tuple(pair) for pair in plan["mapped"]])
+            raise ImportError("`%s` was loaded, but where cannot be told (dlinfo)" % path, path=path)
+        segments = _load_segments(lambda offset, length: os.pread(fd, length, offset))
+        start_in_archive = loader.archive.data_position(path)[0]
+        libc = self._c()
+        failed = start_in_archive % 4096 != 0
+        for start, end in plan["mapped"]:
+            if failed:
+                break
+            segment = next(
+                (
+                    s
+                    for s in segments
+                    if s[0] & ~4095 <= start and end <= (s[0] + s[2] + 4095) & ~4095
+                ),
+                None,
+            )
+            if segment is None:
+                failed = True
+                break
+            offset, address, _, flags = segment
+            protection = self._PROT_READ | (self._PROT_EXEC if flags & 1 else 0)
+            target = bias + address + (start - offset)
+            mapped = libc.mmap(
+                target,
+                end - start,
+                protection,
+                self._MAP_PRIVATE | self._MAP_FIXED,
+                loader.archive.fd,
+                start_in_archive + start,
+            )
+            if mapped != target:
+                failed = True
+        if failed:
+            # The loader's mapping of the memory file shows whatever is written into it now.
+            loader.fill_ranges(fd, path, [tuple(pair) for pair in plan["mapped"]])
+            self._failed = True
+        loader.with_holes.discard(fd)
+        self._run_constructors(bias, plan)
+
+    def _run_constructors(self, bias, plan):
+        ctypes = self._ctypes
+        constructor = ctypes.CFUNCTYPE(
+            None, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_char_p)
+        )
+        arguments = [os.fsencode(argument) for argument in getattr(sys, "orig_argv", sys.argv)]
+        argv = (ctypes.c_char_p * (len(arguments) + 1))(*arguments, None)
+        environment = [b"%s=%s" % pair for pair in os.environb.items()]
+        envp = (ctypes.c_char_p * (len(environment) + 1))(*environment, None)
+        self._keep.append((argv, envp))
+        addresses = []
+        if "init" in plan:
+            addresses.append(bias + plan["init"])
+        if "init_array" in plan:
+            array, count = plan["init_array"]
+            entries = (ctypes.c_size_t * count).from_address(bias + array)
+            addresses.extend(entry for entry in entries if entry not in (0, 2**64 - 1, 2**32 - 1))
+        for address in addresses:
+            constructor(address)(len(arguments), argv, envp)
+
+
+def _load_segments(read_at):
+    """(offset, address, file size, flags) of each PT_LOAD segment of a little-endian ELF64."""
+    import struct
+
+    header = read_at(0, 64)
+    program_offset, = struct.unpack_from("<Q", header, 0x20)
+    entry_size, count = struct.unpack_from("<HH", header, 0x36)
+    table = read_at(program_offset, entry_size * count)
+    segments = []
+    for index in range(count):
+        kind, flags, offset, address, _, file_size = struct.unpack_from(
+            "<IIQQQQ", table, index * entry_size
+        )
+        if kind == 1:
+            segments.append((offset, address, file_size, flags))
+    return segments
+
+
 def _descriptor_path(fd):
     if _PLATFORM_IS_FREEBSD:
         return "/dev/fd/%d" % fd
@@ -503,22 +677,36 @@ class _Loader:
 
     _NO_INIT_FUNCTION = "does not define module export function"
 
-    def __init__(self, archive, graph):
+    def __init__(self, archive, graph, load_plans=None):
         self.archive = archive
         self.graph = graph
+        self.sharing = _PageSharing(load_plans)
+        self.with_holes = set()  # memory files filled with their load plan's holes
         self.memory = _MemoryFiles()
         self.loaded = set()
         self.lock = _thread.RLock() if _thread else None
         self._counter = 0
-        # Memory files filled ahead of their import by `prefetch`: path -> [done lock, fd].
+        # Memory files filled ahead of their import by `prefetch`: path -> [done lock, fd];
+        # `_claimed`: the objects the importing threads took (or made) memory files for. Both
+        # change under `_slots`, so no object is ever copied twice.
         self._prefetched = {}
+        self._claimed = set()
+        self._slots = _thread.allocate_lock() if _thread else None
         self._prefetching = set()
         if _thread and hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_unfinished_prefetches)
+            # No fork between a `dlopen` and the mapping of the object's code (a child would
+            # keep the holes): fork waits for the loader's lock.
+            os.register_at_fork(
+                before=self.lock.acquire,
+                after_in_parent=self.lock.release,
+                after_in_child=self.lock.release,
+            )
 
     def _forget_unfinished_prefetches(self):
         """In a forked child, a copy the parent's prefetch thread had not finished never will:
-        the child makes its own."""
+        the child makes its own. (The slots' lock may have been held by that thread: a new one.)"""
+        self._slots = _thread.allocate_lock()
         for path, slot in list(self._prefetched.items()):
             if slot[1] is None:
                 del self._prefetched[path]
@@ -553,12 +741,13 @@ class _Loader:
             pass
 
     def _prefetch_one(self, path):
-        if path in self.loaded or path in self._prefetched:
-            return
-        done = _thread.allocate_lock()
-        done.acquire()
-        slot = [done, None]
-        self._prefetched[path] = slot
+        with self._slots:
+            if path in self._claimed or path in self._prefetched:
+                return
+            done = _thread.allocate_lock()
+            done.acquire()
+            slot = [done, None]
+            self._prefetched[path] = slot
         try:
             fd = self.memory.create(path.rpartition("/")[2])
             self.fill(fd, path)
@@ -571,7 +760,12 @@ class _Loader:
     def filled(self, path):
         """A memory file holding entry `path`: the one the prefetch thread filled (waiting for it
         if needed), else a new one."""
-        slot = self._prefetched.pop(path, None)
+        if self._slots:
+            with self._slots:
+                self._claimed.add(path)
+                slot = self._prefetched.pop(path, None)
+        else:
+            slot = None
         if slot is not None:
             slot[0].acquire()
             slot[0].release()
@@ -590,21 +784,40 @@ class _Loader:
 
     def fill(self, fd, path, patches=()):
         """Copies entry `path` into `fd` (by the kernel, `sendfile`, when it is stored), then
-        writes `patches` ((offset, bytes)) over it."""
+        writes `patches` ((offset, bytes)) over it. An object with a load plan gets all but
+        its planned ranges (holes), and its constructors hidden."""
         start, compressed_size, size, compression = self.archive.data_position(path)
-        if compression == _STORED:
-            sent = 0
-            while sent < size:
-                count = os.sendfile(fd, self.archive.fd, start + sent, size - sent)
-                if count <= 0:
-                    raise ImportError("`%s`: the archive ended early" % path, path=path)
-                sent += count
+        plan = self.sharing.plan(path) if compression == _STORED and not patches else None
+        if plan is not None:
+            os.ftruncate(fd, size)
+            self.fill_ranges(fd, path, self.sharing.copy_ranges(size, plan))
+            self.sharing.hide_constructors(fd, plan)
+            self.with_holes.add(fd)
+        elif compression == _STORED:
+            self.fill_ranges(fd, path, [(0, size)])
         else:
             view = memoryview(self.archive.read(path))
             while view:
                 view = view[os.write(fd, view) :]
         for offset, replacement in patches:
             os.pwrite(fd, replacement, offset)
+
+    def fill_ranges(self, fd, path, ranges):
+        """Copies the `ranges` ((start, end), in the object's bytes) of stored entry `path`
+        into the same places of `fd`."""
+        start = self.archive.data_position(path)[0]
+        for begin, end in ranges:
+            os.lseek(fd, begin, os.SEEK_SET)
+            at = begin
+            while at < end:
+                count = os.sendfile(fd, self.archive.fd, start + at, end - at)
+                if count <= 0:
+                    raise ImportError("`%s`: the archive ended early" % path, path=path)
+                at += count
+
+    def _planned(self, path, fd):
+        """The load plan `fd` was filled with (holes in it), if any."""
+        return self.sharing.plans.get(path) if fd in self.with_holes else None
 
     def open_library(self, path, fd, needed_by):
         """`dlopen`s the library in `fd`; an ImportError with the loader's message otherwise."""
@@ -614,11 +827,19 @@ class _Loader:
             _freebsd_fdlopen(fd, path)
             return
         spec = _ModuleSpec(name, None, origin=_descriptor_path(fd))
+        plan = self._planned(path, fd)
         try:
             _imp.create_dynamic(spec)
         except ImportError as error:
             if self._NO_INIT_FUNCTION in str(error):
+                if plan is not None:
+                    self.sharing.after_dlopen(self, path, fd, plan)
                 return
+            if plan is not None:
+                # The loader's own error, with the object whole again.
+                self.fill_ranges(fd, path, [tuple(pair) for pair in plan["mapped"]])
+                self.sharing.reveal_constructors(fd, path, self)
+                self.with_holes.discard(fd)
             raise ImportError(
                 "cannot load `%s` (needed by `%s`) from memory: %s" % (path, needed_by, error),
                 path=path,
@@ -669,8 +890,21 @@ class _Loader:
                 self.lock.release()
 
     def extension_file(self, path):
-        """A memory file holding extension module `path`, for `_imp.create_dynamic`."""
-        return self.filled(path)
+        """A memory file holding extension module `path`, for `_imp.create_dynamic`. One with
+        a load plan is loaded first as a library (its code mapped, its constructors run), so
+        that CPython's `dlopen` of the same path finds it loaded and only calls `PyInit_*`."""
+        fd = self.filled(path)
+        if self._planned(path, fd) is not None:
+            if self.lock:
+                self.lock.acquire()
+            try:
+                self.open_library(path, fd, path)
+            except ImportError:
+                pass  # CPython's own dlopen reports it
+            finally:
+                if self.lock:
+                    self.lock.release()
+        return fd
 
 
 def _fd_path_works(fd):
@@ -967,9 +1201,9 @@ class _DirectoryImporter:
 class _ArchiveImporter:
     """Everything one archive serves: the index, the shared-object loader, the path hook."""
 
-    def __init__(self, archive, root, libraries=None, needed_names=None):
+    def __init__(self, archive, root, libraries=None, needed_names=None, load_plans=None):
         self.archive = archive
-        self.loader = _Loader(archive, _LibraryGraph(archive, libraries, needed_names))
+        self.loader = _Loader(archive, _LibraryGraph(archive, libraries, needed_names), load_plans)
         self.root = root
         self.entry = archive.path + ("/" + root if root else "")
 
@@ -1002,21 +1236,24 @@ def _caller_archive():
     return archive
 
 
-def install(archive=None, root="", libraries=None, needed_names=None):
+def install(archive=None, root="", libraries=None, needed_names=None, load_plans=None):
     """Makes every module of the zip `archive` importable, extension modules included.
 
     `archive`: the zip (default: the one this module was imported from). `root`: the directory
     inside it that holds the import tree (default: its root, as for `python -m zipapp`); its path
     goes first on `sys.path` if it is not there. `libraries` and `needed_names` are pyferry's
     analysis of the shared objects (written by `pyferry pack --format pyz`); without them the
-    objects' ELF headers are read when the first extension module is imported.
+    objects' ELF headers are read when the first extension module is imported. `load_plans`
+    (pyferry's too) lets the code of large objects be mapped from the archive, not copied.
 
     Installed once per archive; later calls return the same importer."""
     archive = archive or _caller_archive()
     key = os.path.abspath(archive) + "/" + root
     if key in _installed:
         return _installed[key]
-    importer = _ArchiveImporter(_Archive(archive), root.strip("/"), libraries, needed_names)
+    importer = _ArchiveImporter(
+        _Archive(archive), root.strip("/"), libraries, needed_names, load_plans
+    )
     entry = importer.entry
     sys.path_hooks.insert(0, importer.path_hook)
     # The zipimporter CPython made for the archive to run __main__.py would keep serving it.
@@ -1068,6 +1305,7 @@ def main(config):
             config.get("archive"),
             libraries=config.get("libraries"),
             needed_names=config.get("needed_names"),
+            load_plans=config.get("load_plans"),
         )
     except BootstrapError as error:
         _fail(str(error))

@@ -10,6 +10,9 @@
 //! .pyferry/manifest.json, RECORD
 //! ```
 //!
+//! Large shared objects get the load plans executables use (`load_plan.rs`): the bootstrap maps
+//! their code from the archive instead of copying it into memory.
+//!
 //! The tags are those of a wheel: the interpreter (`cp311`) and the platform its native code
 //! needs (`manylinux_2_17_x86_64`, or `any` without native code), worked out from what is packed
 //! (the `WHEEL` files' tags, the shared objects' architecture and glibc symbol versions), not
@@ -66,6 +69,28 @@ pub struct StartUp<'a> {
     pub scripts: BTreeMap<String, String>,
     pub libraries: &'a BTreeMap<String, Vec<String>>,
     pub needed_names: &'a BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+    pub load_plans: &'a BTreeMap<String, pyferry_payload::LoadPlan>,
+}
+
+/// The least a shared object must leave out of its memory file for a pyz to map its code from
+/// the archive: below that, importing `ctypes` (about 2 ms) costs about what the copy does.
+pub const SHARED_CODE_THRESHOLD: u64 = 4 << 20;
+
+/// The load plans worth using in a pyz: those that leave out at least
+/// [`SHARED_CODE_THRESHOLD`] bytes.
+pub fn worthwhile_plans(
+    plans: BTreeMap<String, pyferry_payload::LoadPlan>,
+) -> BTreeMap<String, pyferry_payload::LoadPlan> {
+    plans
+        .into_iter()
+        .filter(|(_, plan)| {
+            plan.mapped_ranges()
+                .iter()
+                .map(|range| range.end - range.start)
+                .sum::<u64>()
+                >= SHARED_CODE_THRESHOLD
+        })
+        .collect()
 }
 
 impl StartUp<'_> {
@@ -110,6 +135,11 @@ impl StartUp<'_> {
                     })
                     .collect(),
             ),
+        );
+        // The manifest's own serialization of a plan (absent fields left out, never `null`).
+        config.insert(
+            "load_plans".into(),
+            serde_json::to_value(self.load_plans).unwrap_or_default(),
         );
         let literal = Value::Object(config).to_string();
         START_UP_TEMPLATE.replacen(CONFIG_PLACEHOLDER, &literal, 1)
@@ -289,6 +319,15 @@ mod tests {
             "pkg.libs/liba.so".to_string(),
             BTreeMap::from([("pkg.libs/libb.so".to_string(), [1024, 20])]),
         )]);
+        let load_plans = BTreeMap::from([(
+            "pkg.libs/liba.so".to_string(),
+            pyferry_payload::LoadPlan {
+                mapped: vec![[4096, 8192]],
+                hidden_init_tags: vec![100],
+                init: None,
+                init_array: Some([0x3000, 2]),
+            },
+        )]);
         let script = StartUp {
             target: &target,
             platform: "manylinux_2_17_x86_64",
@@ -296,6 +335,7 @@ mod tests {
             scripts: BTreeMap::from([("tool".to_string(), "pkg.tool:run".to_string())]),
             libraries: &libraries,
             needed_names: &needed_names,
+            load_plans: &load_plans,
         }
         .render();
         let line = script
@@ -308,6 +348,10 @@ mod tests {
         }
         assert!(line.contains(r#""interpreter":"cp312""#), "{line}");
         assert!(line.contains(r#""pkg.libs/libb.so":[1024,20]"#), "{line}");
+        assert!(
+            line.contains(r#""load_plans":{"pkg.libs/liba.so":{"hidden_init_tags":[100],"init_array":[12288,2],"mapped":[[4096,8192]]}}"#),
+            "{line}"
+        );
     }
 
     #[test]

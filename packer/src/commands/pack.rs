@@ -722,6 +722,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
     {
         tracing::warn!("`{package}` may need real files ({reason}); a pyz holds it only in the archive, where `open()` on a path below `__file__` finds nothing");
     }
+    let load_plans = crate::pyz::worthwhile_plans(libraries::load_plans(&objects));
     let platform_tag = crate::pyz::needed_platform(files, &objects, &target)?;
     let tags = pyferry_payload::Tags {
         interpreter: target.python.tag(),
@@ -747,6 +748,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
             .collect(),
         libraries: &graph.dependencies,
         needed_names: &needed_names,
+        load_plans: &load_plans,
     }
     .render();
     let work = tempfile::Builder::new()
@@ -822,7 +824,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         build_id: String::new(),
         entry_point,
         shared_libraries: graph.dependencies.clone(),
-        load_plans: Default::default(),
+        load_plans,
         scripts,
         distributions: distributions_of(files),
         inherit_python_env: false,
