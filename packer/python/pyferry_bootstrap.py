@@ -54,9 +54,10 @@ _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 _STORED, _DEFLATED = 0, 8
 
 
-class BootstrapError(Exception):
+class BootstrapError(ImportError):
     """A failure of the bootstrap itself: the archive cannot be read, or no way to load a shared
-    object exists on this host. Its text is one line."""
+    object exists on this host. Its text is one line. An ImportError, as `zipimport`'s own
+    errors are: code that falls back when an optional module cannot be imported still does."""
 
 
 def _program_name():
@@ -1009,7 +1010,14 @@ class _PythonLoader:
         if self._has_bytecode:
             data = self._archive.read(self._base + ".pyc")
             if data[:4] == _MAGIC_NUMBER and len(data) >= 16:
-                code = marshal.loads(memoryview(data)[16:])
+                try:
+                    code = marshal.loads(memoryview(data)[16:])
+                except (ValueError, EOFError, TypeError) as error:
+                    raise ImportError(
+                        "`%s.pyc` in `%s` is damaged (%s)" % (self._base, self._archive.path, error),
+                        name=self._fullname,
+                        path=origin,
+                    ) from None
                 _imp._fix_co_filename(code, origin)
                 return code
             if not self._has_source:

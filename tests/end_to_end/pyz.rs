@@ -582,6 +582,33 @@ fn pyz_packing_mistakes_are_one_line_each() {
     );
 }
 
+#[test]
+fn pyz_failed_pack_leaves_the_existing_file_alone() {
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    write_tree(&app, &[("__main__.py", "print(1)\n")]);
+    std::os::unix::fs::symlink(scratch.path("does-not-exist"), app.join("broken.py"))
+        .expect("symlink");
+    let out = scratch.path("precious.pyz");
+    std::fs::write(&out, "the user's file").expect("write");
+    let finished = pack_pyz(&[app.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(finished.code, Some(2), "{finished:#?}");
+    assert!(
+        finished.stderr.starts_with("pyferry: error: ") && finished.stderr.contains("broken.py"),
+        "{finished:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("read"),
+        "the user's file"
+    );
+    let leftovers = std::fs::read_dir(scratch.dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
+        .count();
+    assert_eq!(leftovers, 0, "a partial file was left behind");
+}
+
 /// A pyz for aarch64 started by this machine's x86_64 Python.
 #[test]
 fn pyz_for_another_architecture_is_refused_in_one_line() {
