@@ -424,7 +424,7 @@ fn duplicate_names_first_one_wins() {
     let archive = Archive::parse(bytes).expect("parses");
     assert_eq!(
         archive.manifest().format_version,
-        1,
+        pyferry_payload::FORMAT_VERSION,
         "the first manifest wins"
     );
     assert_eq!(
@@ -573,7 +573,14 @@ fn names_and_manifests_that_are_not_text() {
         (nested.as_bytes(), "not valid JSON"),
         (&b"\xff\xfe{}"[..], "not valid JSON"),
         (b"[1, 2]", "no `format_version`"),
-        (b"{\"format_version\": 2}", "the manifest is invalid"),
+        (
+            format!(
+                "{{\"format_version\": {}}}",
+                pyferry_payload::FORMAT_VERSION
+            )
+            .as_bytes(),
+            "the manifest is invalid",
+        ),
         (
             b"{\"format_version\": 18446744073709551615}",
             "format version 18446744073709551615 is not supported",
