@@ -24,6 +24,7 @@ mod image;
 mod info;
 mod interpreter;
 mod limits;
+mod lineage;
 mod linecache;
 mod memfd;
 mod modules;
@@ -71,6 +72,8 @@ enum BootError {
     Importer(String),
     #[error("{path}: cannot load the UTF-8 codec that Python starts with ({reason})")]
     Codecs { path: String, reason: String },
+    #[error(transparent)]
+    Recursion(#[from] lineage::RecursionError),
     #[error("{path} was started as `{name}`, which is none of its scripts ({available}); hint: link it under one of those names (`ln -s {path} NAME`)")]
     UnknownScript {
         path: String,
@@ -248,7 +251,17 @@ fn boot() -> Result<Finished, BootError> {
         info::print(context, &argv);
         return Ok(Finished::Finalized(0));
     }
-    let launch = command_line::launch_mode(&argv);
+    let lineage = lineage::Lineage::from_environment(&context.archive.manifest().build_id);
+    let launch = command_line::launch_mode(&argv, &lineage);
+    if launch == LaunchMode::App {
+        lineage.check_depth(&context.root)?;
+    }
+    // Before any other thread exists (the prefetch thread starts below): children started by
+    // the application, or by its python children, find the marker and the count.
+    std::env::set_var(
+        environment::ANCESTRY,
+        lineage.value_for_children(launch == LaunchMode::App),
+    );
     let entry_point = match launch {
         LaunchMode::App => {
             let entry_point = chosen_entry_point(context, &argv)?;
@@ -266,7 +279,7 @@ fn boot() -> Result<Finished, BootError> {
     };
     {
         let _span = tracing::info_span!("initialize", ?mode, ?launch).entered();
-        interpreter::pre_initialize(settings.inherit_python_env)?;
+        interpreter::pre_initialize(&settings)?;
         interpreter::initialize(&settings)?;
     }
     let importer_error = |error: PyErr| BootError::Importer(error.to_string());
@@ -309,6 +322,12 @@ fn main() -> ExitCode {
                 Outcome::Exit(_) if !flushed => ExitCode::from(120),
                 Outcome::Exit(status) => ExitCode::from(status as u8),
             }
+        }
+        Err(error @ BootError::Recursion(_)) => {
+            // Exit 1, not the launcher's 2: a parent that checks its child's status sees an
+            // ordinary failure.
+            eprintln!("pyferry: error: {error}");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("pyferry: error: {error}");
