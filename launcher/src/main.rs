@@ -4,34 +4,20 @@
 //! 1. [`image`]: map our own executable through `/proc/self/exe`;
 //! 2. `pyferry_payload::Archive`: find the zip at its end, check the manifest, index entries;
 //! 3. [`interpreter`]: pre-initialize (UTF-8, isolated) and initialize CPython's core;
-//! 4. [`finder`]: put the Rust importer on `sys.meta_path`, then finish initialization, so that
-//!    `encodings` and everything after come from the archive; add the path hook;
+//! 4. [`importer::finder`]: put the Rust importer on `sys.meta_path`, then finish
+//!    initialization, so that `encodings` and everything after come from the archive; add the
+//!    path hook;
 //! 5. [`runner`]: run the entry point and exit with python's exit status.
+//!
+//! The folders are layers, each using only those below it: [`executable`] and [`environment`]
+//! at the bottom, then [`native`] (shared objects from memory), [`importer`], [`interpreter`].
 
-mod bytecode;
-mod command_line;
-#[cfg(target_os = "linux")]
-mod constructors;
-mod context;
-mod dynamic_loader;
 mod environment;
-mod extension;
-mod extract;
-#[cfg(target_os = "freebsd")]
-mod fd_extension;
-mod finder;
-mod image;
+mod executable;
+mod importer;
 mod info;
 mod interpreter;
-mod limits;
-mod lineage;
-mod linecache;
-mod memfd;
-mod modules;
-#[cfg(target_os = "linux")]
-mod page_sharing;
-mod resources;
-mod runner;
+mod native;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -41,11 +27,13 @@ use pyo3::types::PyList;
 
 use pyferry_payload::{Archive, ArchiveError};
 
-use crate::command_line::LaunchMode;
-use crate::context::ArchiveContext;
 use crate::environment::InitMode;
-use crate::finder::ArchiveImporter;
-use crate::runner::Outcome;
+use crate::executable::context::ArchiveContext;
+use crate::executable::image;
+use crate::importer::finder::ArchiveImporter;
+use crate::interpreter::command_line::{self, LaunchMode};
+use crate::interpreter::runner::{self, Outcome};
+use crate::native::{limits, prefetch};
 
 /// The Python this launcher embeds (`major.minor`); payloads built for another are refused.
 pub const PYTHON_VERSION: &str = "3.11";
@@ -73,7 +61,7 @@ enum BootError {
     #[error("{path}: cannot load the UTF-8 codec that Python starts with ({reason})")]
     Codecs { path: String, reason: String },
     #[error(transparent)]
-    Recursion(#[from] lineage::RecursionError),
+    Recursion(#[from] interpreter::lineage::RecursionError),
     #[error("{path} was started as `{name}`, which is none of its scripts ({available}); hint: link it under one of those names (`ln -s {path} NAME`)")]
     UnknownScript {
         path: String,
@@ -251,7 +239,8 @@ fn boot() -> Result<Finished, BootError> {
         info::print(context, &argv);
         return Ok(Finished::Finalized(0));
     }
-    let lineage = lineage::Lineage::from_environment(&context.archive.manifest().build_id);
+    let lineage =
+        interpreter::lineage::Lineage::from_environment(&context.archive.manifest().build_id);
     let launch = command_line::launch_mode(&argv, &lineage);
     if launch == LaunchMode::App {
         lineage.check_depth(&context.root)?;
@@ -265,7 +254,7 @@ fn boot() -> Result<Finished, BootError> {
     let entry_point = match launch {
         LaunchMode::App => {
             let entry_point = chosen_entry_point(context, &argv)?;
-            extension::prefetch_for_entry_point(context, entry_point);
+            prefetch::prefetch_for_entry_point(context, entry_point);
             Some(entry_point)
         }
         LaunchMode::Interpreter => None,

@@ -108,7 +108,7 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inherit_python_env: bool,
     /// Top-level packages that need real files: extracted at their first import into a private
-    /// cache directory and imported from there (see `launcher/src/extract.rs`).
+    /// cache directory and imported from there (see `launcher/src/importer/extract.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extract: Vec<String>,
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).

@@ -16,8 +16,8 @@ use std::ptr;
 use pyo3::ffi;
 use pyo3::Python;
 
-use crate::command_line::LaunchMode;
 use crate::environment::InitMode;
+use crate::interpreter::command_line::LaunchMode;
 
 extern "C" {
     /// Finishes a start-up begun with `PyConfig._init_main = 0`. Private API of CPython 3.8 to

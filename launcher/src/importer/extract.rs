@@ -19,7 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::context::ArchiveContext;
+use crate::executable::context::ArchiveContext;
 
 /// Overrides the cache directory.
 pub const CACHE_DIR_VARIABLE: &str = "PYFERRY_CACHE_DIR";
@@ -214,7 +214,7 @@ pub fn materialize(context: &ArchiveContext, package: &str) -> Result<PathBuf, S
     }
     #[cfg(target_os = "linux")]
     if files.iter().any(|name| name.contains(".so"))
-        && crate::memfd::mount_is_noexec(&root).unwrap_or(false)
+        && crate::native::memfd::mount_is_noexec(&root).unwrap_or(false)
     {
         return Err(format!(
             "`{}` is on a noexec mount, where its shared libraries cannot be loaded",

@@ -19,8 +19,8 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use super::lineage::{self, Lineage};
 use crate::environment::{self, PythonModeRequest};
-use crate::lineage::{self, Lineage};
 
 /// How this start runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
