@@ -108,9 +108,21 @@ pub struct PackArgs {
     #[arg(long)]
     pub inherit_python_env: bool,
 
+    /// The platform wheels are chosen for, as uv names it: `x86_64-manylinux_2_28` (the
+    /// default: RHEL 8+, Debian 10+, Ubuntu 20.04+, Amazon Linux 2023) or an older level such as
+    /// `x86_64-manylinux_2_17` (CentOS 7, Amazon Linux 2), which may select older releases.
+    /// The application runs on hosts whose glibc is at least that level (`pyferry inspect`
+    /// shows the floor).
+    #[arg(long, value_name = "PLATFORM", default_value_t = crate::target::DEFAULT_PLATFORM, value_parser = parse_platform)]
+    pub python_platform: crate::target::Platform,
+
     /// Which tool resolves requirements: uv when found (`auto`), or always one of them.
     #[arg(long, value_enum, default_value_t)]
     pub resolver: crate::resolve::Resolver,
+}
+
+fn parse_platform(text: &str) -> Result<crate::target::Platform, String> {
+    crate::target::Platform::parse(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]

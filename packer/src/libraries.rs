@@ -152,6 +152,7 @@ mod tests {
             needed: needed.iter().map(|name| name.to_string()).collect(),
             extension_module: false,
             load_plan: None,
+            glibc_need: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::target;
+use crate::target::{self, Platform};
 
 /// A wheel file's name, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +55,9 @@ pub struct Installed {
     pub console_scripts: BTreeMap<String, String>,
 }
 
-/// Checks that a wheel can run on the target; the error names the wheel and both tag sets.
-pub fn check_tags(path: &Path) -> Result<WheelName> {
+/// Checks that a wheel can run on the target; the error names the wheel and both tag sets, and
+/// the platform level that would take it when only the glibc level is too low.
+pub fn check_tags(path: &Path, platform: &Platform) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|name| name.to_str())
@@ -67,13 +68,33 @@ pub fn check_tags(path: &Path) -> Result<WheelName> {
             path.display()
         );
     };
-    if !target::is_compatible(&name.python, &name.abi, &name.platform) {
+    if !target::is_compatible(&name.python, &name.abi, &name.platform, platform) {
+        let hint = match target::wheel_glibc(&name.platform) {
+            Some(glibc) if glibc > platform.glibc => {
+                let working = Platform::level_for(glibc).unwrap_or(*platform);
+                if working != *platform
+                    && target::is_compatible(&name.python, &name.abi, &name.platform, &working)
+                {
+                    format!(
+                        "it needs glibc {}: pack with `--python-platform {}` (the application then needs that glibc), or use a wheel built for {}",
+                        target::glibc_text(glibc),
+                        working.uv_name(),
+                        platform.wheel_tag()
+                    )
+                } else {
+                    "use a wheel built for that target (`--find-links DIR`) or another version"
+                        .to_string()
+                }
+            }
+            _ => "use a wheel built for that target (`--find-links DIR`) or another version"
+                .to_string(),
+        };
         bail!(
-            "`{file_name}`: {} {} is built for {}, but the application needs {}; hint: use a wheel built for that target (`--find-links DIR`) or another version",
+            "`{file_name}`: {} {} is built for {}, but the application needs {}; hint: {hint}",
             name.distribution,
             name.version,
             name.tags(),
-            target::describe()
+            target::describe(platform)
         );
     }
     Ok(name)
@@ -125,9 +146,9 @@ pub fn console_scripts(entry_points: &str) -> BTreeMap<String, String> {
     scripts
 }
 
-/// Installs the wheel at `path` into `root`.
-pub fn install(path: &Path, root: &Path) -> Result<Installed> {
-    let name = check_tags(path)?;
+/// Installs the wheel at `path` into `root`, for `platform`.
+pub fn install(path: &Path, root: &Path, platform: &Platform) -> Result<Installed> {
+    let name = check_tags(path, platform)?;
     let file = fs_err::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("`{}` is not a valid wheel (zip)", path.display()))?;

@@ -114,6 +114,23 @@ pub struct Manifest {
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distributions: BTreeMap<String, String>,
+    /// The oldest glibc the file runs on and why (for `pyferry inspect`; the launcher does not
+    /// read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc_floor: Option<GlibcFloor>,
+}
+
+/// The oldest glibc a file runs on: the highest of what the launcher, every shared object (its
+/// `GLIBC_2.N` symbol versions) and every packed wheel (its manylinux tag) need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlibcFloor {
+    /// `2.28`.
+    pub glibc: String,
+    /// What needs it, e.g. `numpy 2.4.6 (wheel tag manylinux_2_28_x86_64)` or `the launcher`.
+    pub set_by: String,
+    /// The platform wheels were resolved for (`x86_64-manylinux_2_28`); empty for a runtime.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub requested: String,
 }
 
 /// How to load a shared object whose read-only segments (code, constants) are mapped from the
@@ -238,6 +255,7 @@ mod tests {
                 EntryPoint::parse("pkg.tool:main").unwrap(),
             )]),
             distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
+            glibc_floor: None,
             inherit_python_env: true,
             extract: vec!["certifi".to_string()],
         }

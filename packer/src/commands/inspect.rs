@@ -27,7 +27,12 @@ struct Report {
     format_version: u32,
     python_version: String,
     build_id: String,
-    target: String,
+    /// The platform wheels were resolved for, as uv names it (empty for files packed before it
+    /// was recorded).
+    platform: String,
+    /// The oldest glibc the file runs on, and what needs it.
+    glibc_floor: Option<String>,
+    glibc_floor_set_by: Option<String>,
     entry_point: String,
     scripts: std::collections::BTreeMap<String, String>,
     entries: usize,
@@ -103,7 +108,19 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         format_version: manifest.format_version,
         python_version: manifest.python_version.clone(),
         build_id: manifest.build_id.clone(),
-        target: crate::target::describe(),
+        platform: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.requested.clone())
+            .unwrap_or_default(),
+        glibc_floor: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.glibc.clone()),
+        glibc_floor_set_by: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.set_by.clone()),
         entry_point: manifest.entry_point.to_string(),
         scripts: manifest
             .scripts
@@ -129,7 +146,15 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     println!("python:        {}", report.python_version);
     println!("build id:      {}", report.build_id);
-    println!("target:        {}", report.target);
+    match (&report.glibc_floor, &report.glibc_floor_set_by) {
+        (Some(glibc), Some(set_by)) => {
+            println!("runs on:       Linux x86_64 with glibc {glibc} or newer (set by {set_by})")
+        }
+        _ => println!("runs on:       Linux x86_64 (glibc floor not recorded)"),
+    }
+    if !report.platform.is_empty() {
+        println!("wheels for:    {}", report.platform);
+    }
     println!(
         "entry point:   {}",
         if report.entry_point.is_empty() {

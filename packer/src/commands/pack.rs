@@ -165,7 +165,7 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
         wheels.push(built);
     }
     for wheel_path in &wheels {
-        let name = wheel::check_tags(wheel_path)?;
+        let name = wheel::check_tags(wheel_path, &args.python_platform)?;
         listed.insert(inputs::normalize(&name.distribution));
     }
     let wheel_paths: Vec<PathBuf> =
@@ -188,10 +188,11 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
                 find_links: args.find_links.clone(),
                 no_index: args.no_index,
                 no_deps: args.no_deps,
+                platform: args.python_platform,
             };
             let _step = crate::progress::Step::start(format!(
                 "resolving and downloading for {}",
-                crate::target::describe()
+                crate::target::describe(&args.python_platform)
             ));
             resolve::download(&arguments, &options, args.resolver, &download_dir)?
         };
@@ -199,7 +200,7 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
     let mut installed = Vec::new();
     for wheel_path in &wheel_paths {
         tracing::debug!("installing `{}`", wheel_path.display());
-        installed.push(wheel::install(wheel_path, &site)?);
+        installed.push(wheel::install(wheel_path, &site, &args.python_platform)?);
     }
     let tree_names: BTreeSet<String> = files.iter().map(|file| file.name.clone()).collect();
     for file in tree::collect(&site, &[])? {
@@ -422,6 +423,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
                     needed: Vec::new(),
                     extension_module: false,
                     load_plan: None,
+                    glibc_need: None,
                 },
             );
         }
@@ -473,6 +475,19 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         .filter_map(|stem| stem.rsplit_once('-'))
         .map(|(name, version)| (name.to_string(), version.to_string()))
         .collect();
+    let mut floor = crate::glibc_floor::FloorBuilder::default();
+    floor.add_launcher(runtime.launcher_bytes()?);
+    floor.add_recorded(runtime_archive.manifest().glibc_floor.as_ref());
+    floor.add_objects(&objects);
+    floor.add_wheel_tags(files);
+    let glibc_floor = floor.finish(Some(&args.python_platform));
+    if let Some(floor) = &glibc_floor {
+        tracing::info!(
+            "the application needs glibc {} or newer (set by {})",
+            floor.glibc,
+            floor.set_by
+        );
+    }
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::App,
@@ -486,6 +501,7 @@ pub fn pack(args: &PackArgs) -> Result<()> {
         distributions,
         inherit_python_env: args.inherit_python_env,
         extract: extract.keys().cloned().collect(),
+        glibc_floor,
     };
     let extension_count = objects
         .keys()
