@@ -389,7 +389,7 @@ def existing_notes():
     return f"{NOTES_START}\n## Notes\n\n(Analysis goes here; bench/run.py keeps this section.)\n{NOTES_END}"
 
 
-def document(results, settings, run_info, versions):
+def document(results, settings, run_info, versions, children_section=""):
     """The whole docs/benchmarks.md text."""
     quick = ("\n\n**A `--quick` validation run: too few samples for the figures to mean much.**"
              if run_info["quick"] else "")
@@ -412,6 +412,7 @@ def document(results, settings, run_info, versions):
         "",
         *where_pyferry_loses(results),
         "",
+        children_section,
         machine_section(run_info, versions),
         method_section(settings),
         reproduce_section(),

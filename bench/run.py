@@ -19,6 +19,8 @@ checks (private mount namespaces). The steps, one module each:
               when PYFERRY_BENCH_SMAPS=1), bytes written by a first run (wait4's ru_oublock, and
               what is left in the fresh directories), and one run each with TMPDIR on a noexec
               tmpfs and with HOME read-only, inside a private mount namespace;
+  children.py the start-up of a python child started through `sys.executable` from a pyferry
+              app, beside the same child of a venv's python;
   report.py   pyferry's goals with computed verdicts, one table per app (absolute medians and
               ratios to the floor), docs/benchmarks.md (its `<!-- notes -->` section kept);
   chart.py    docs/benchmarks.svg, first and warm run per tool.
@@ -39,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+import children
 from apps import APP_PINS, download_wheels, prepare_sources, select_apps
 from chart import render
 from common import (APP_WHEELS, CHART, DOC, PYFERRY, RAW, RUNTIME, SCRATCH, TIME, BenchError,
@@ -105,7 +108,7 @@ def run_app(app, tools, settings, install_errors):
     return AppResult(app, builds, figures, FLOOR_KEY)
 
 
-def raw_data(results, settings, run_info):
+def raw_data(results, settings, run_info, child_result):
     """Every sample, for a closer look than the medians."""
     apps = {}
     for result in results:
@@ -119,7 +122,8 @@ def raw_data(results, settings, run_info):
                 entry.update(dataclasses.asdict(result.figures[key]))
             tools[key] = entry
         apps[result.app.name] = tools
-    return {"settings": dataclasses.asdict(settings), "run": run_info, "apps": apps}
+    return {"settings": dataclasses.asdict(settings), "run": run_info, "apps": apps,
+            "children": child_result}
 
 
 def binaries_stamp():
@@ -140,6 +144,7 @@ def main():
         tools = select_tools(settings, args.tools)
         install_errors = prepare(apps, tools)
         results = [run_app(app, tools, settings, install_errors) for app in apps]
+        child_result = children.measure(settings, log) if any(t.key == "pyferry" for t in tools) else None
     except BenchError as error:
         sys.exit(f"\nBENCHMARK ABORTED: {error}")
     finally:
@@ -159,9 +164,11 @@ def main():
     for result in results:
         print(f"\n## {result.app.name}\n\n{app_table(result)}")
     print("\n## Where another tool beats pyferry\n\n" + "\n".join(where_pyferry_loses(results)))
-    write_doc(document(results, settings, run_info, tool_versions(tools)))
+    if child_result:
+        print("\n" + children.section(child_result))
+    write_doc(document(results, settings, run_info, tool_versions(tools), children.section(child_result)))
     CHART.write_text(render(results))
-    RAW.write_text(json.dumps(raw_data(results, settings, run_info), indent=1) + "\n")
+    RAW.write_text(json.dumps(raw_data(results, settings, run_info, child_result), indent=1) + "\n")
     print(f"\nwrote {relative(DOC)} and {relative(CHART)} in {run_info['duration']}")
 
 

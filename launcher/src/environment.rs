@@ -108,11 +108,48 @@ pub fn huge_pages_requested() -> bool {
 }
 
 /// `1` runs the embedded interpreter with python's command line instead of the application
-/// (see `command_line.rs` for every way to get there). Child processes inherit it.
+/// (see `command_line.rs` for every way to get there); `0` runs the application whatever the
+/// command line looks like. Child processes inherit it.
 pub const PYTHON_MODE: &str = "PYFERRY_PYTHON";
 
-pub fn python_mode_requested() -> bool {
-    env::var(PYTHON_MODE).is_ok_and(|value| value == "1")
+/// What [`PYTHON_MODE`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonModeRequest {
+    /// Unset (or any other value): the launcher decides from the command line.
+    Decide,
+    Interpreter,
+    Application,
+}
+
+pub fn python_mode_request() -> PythonModeRequest {
+    match env::var(PYTHON_MODE).as_deref() {
+        Ok("1") => PythonModeRequest::Interpreter,
+        Ok("0") => PythonModeRequest::Application,
+        _ => PythonModeRequest::Decide,
+    }
+}
+
+/// Set by the launcher for its children, never by hand: which pyferry applications the process
+/// descends from and how many times each ran as the application above it (`lineage.rs`).
+pub const ANCESTRY: &str = "PYFERRY_ANCESTRY";
+
+pub fn ancestry() -> Option<String> {
+    env::var(ANCESTRY).ok()
+}
+
+/// How many runs of one application may be nested in each other (the application starting
+/// itself, which starts itself...) before the launcher refuses to go deeper: a safety net
+/// against an application multiplying itself without end. Default [`DEFAULT_MAX_NESTING`].
+pub const MAX_NESTING: &str = "PYFERRY_MAX_NESTING";
+
+pub const DEFAULT_MAX_NESTING: u32 = 4;
+
+pub fn max_nesting() -> u32 {
+    env::var(MAX_NESTING)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|limit| *limit > 0)
+        .unwrap_or(DEFAULT_MAX_NESTING)
 }
 
 /// `1` prints what the launcher knows about itself and this host (runtime and Python versions,

@@ -3,8 +3,8 @@
 
 use std::ffi::OsString;
 
-use crate::context::ArchiveContext;
-use crate::memfd;
+use crate::executable::context::ArchiveContext;
+use crate::native::memfd;
 
 /// Prints the report on stdout.
 pub fn print(context: &ArchiveContext, argv: &[OsString]) {

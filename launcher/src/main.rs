@@ -4,33 +4,20 @@
 //! 1. [`image`]: map our own executable through `/proc/self/exe`;
 //! 2. `pyferry_payload::Archive`: find the zip at its end, check the manifest, index entries;
 //! 3. [`interpreter`]: pre-initialize (UTF-8, isolated) and initialize CPython's core;
-//! 4. [`finder`]: put the Rust importer on `sys.meta_path`, then finish initialization, so that
-//!    `encodings` and everything after come from the archive; add the path hook;
+//! 4. [`importer::finder`]: put the Rust importer on `sys.meta_path`, then finish
+//!    initialization, so that `encodings` and everything after come from the archive; add the
+//!    path hook;
 //! 5. [`runner`]: run the entry point and exit with python's exit status.
+//!
+//! The folders are layers, each using only those below it: [`executable`] and [`environment`]
+//! at the bottom, then [`native`] (shared objects from memory), [`importer`], [`interpreter`].
 
-mod bytecode;
-mod command_line;
-#[cfg(target_os = "linux")]
-mod constructors;
-mod context;
-mod dynamic_loader;
 mod environment;
-mod extension;
-mod extract;
-#[cfg(target_os = "freebsd")]
-mod fd_extension;
-mod finder;
-mod image;
+mod executable;
+mod importer;
 mod info;
 mod interpreter;
-mod limits;
-mod linecache;
-mod memfd;
-mod modules;
-#[cfg(target_os = "linux")]
-mod page_sharing;
-mod resources;
-mod runner;
+mod native;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -40,11 +27,13 @@ use pyo3::types::PyList;
 
 use pyferry_payload::{Archive, ArchiveError};
 
-use crate::command_line::LaunchMode;
-use crate::context::ArchiveContext;
 use crate::environment::InitMode;
-use crate::finder::ArchiveImporter;
-use crate::runner::Outcome;
+use crate::executable::context::ArchiveContext;
+use crate::executable::image;
+use crate::importer::finder::ArchiveImporter;
+use crate::interpreter::command_line::{self, LaunchMode};
+use crate::interpreter::runner::{self, Outcome};
+use crate::native::{limits, prefetch};
 
 /// The Python this launcher embeds (`major.minor`); payloads built for another are refused.
 pub const PYTHON_VERSION: &str = "3.11";
@@ -71,6 +60,8 @@ enum BootError {
     Importer(String),
     #[error("{path}: cannot load the UTF-8 codec that Python starts with ({reason})")]
     Codecs { path: String, reason: String },
+    #[error(transparent)]
+    Recursion(#[from] interpreter::lineage::RecursionError),
     #[error("{path} was started as `{name}`, which is none of its scripts ({available}); hint: link it under one of those names (`ln -s {path} NAME`)")]
     UnknownScript {
         path: String,
@@ -191,6 +182,21 @@ fn install_meta_path(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>) -> P
     meta_path.insert(position, importer)
 }
 
+/// Makes `PathFinder` use the importer for the executable's own `sys.path` entry from the first
+/// path-based lookup on, before the path hook is installed: main initialization imports `site`
+/// in interpreter mode, and `site`'s lookup of `sitecustomize` would otherwise build a
+/// `zipimporter`, which reads the whole central directory in Python (3 ms).
+fn prime_path_importer_cache(
+    py: Python<'_>,
+    importer: &Bound<'_, ArchiveImporter>,
+    root: &str,
+) -> PyResult<()> {
+    let finder = importer.call_method1("path_hook", (root,))?;
+    py.import("sys")?
+        .getattr("path_importer_cache")?
+        .set_item(root, finder)
+}
+
 /// Makes path-based lookups of paths inside the executable use the importer, never
 /// `zipimporter` (which would re-read the zip in Python).
 fn install_path_hook(py: Python<'_>, importer: &Bound<'_, ArchiveImporter>) -> PyResult<()> {
@@ -248,11 +254,22 @@ fn boot() -> Result<Finished, BootError> {
         info::print(context, &argv);
         return Ok(Finished::Finalized(0));
     }
-    let launch = command_line::launch_mode(&argv);
+    let lineage =
+        interpreter::lineage::Lineage::from_environment(&context.archive.manifest().build_id);
+    let launch = command_line::launch_mode(&argv, &lineage);
+    if launch == LaunchMode::App {
+        lineage.check_depth(&context.root)?;
+    }
+    // Before any other thread exists (the prefetch thread starts below): children started by
+    // the application, or by its python children, find the marker and the count.
+    std::env::set_var(
+        environment::ANCESTRY,
+        lineage.value_for_children(launch == LaunchMode::App),
+    );
     let entry_point = match launch {
         LaunchMode::App => {
             let entry_point = chosen_entry_point(context, &argv)?;
-            extension::prefetch_for_entry_point(context, entry_point);
+            prefetch::prefetch_for_entry_point(context, entry_point);
             Some(entry_point)
         }
         LaunchMode::Interpreter => None,
@@ -266,13 +283,14 @@ fn boot() -> Result<Finished, BootError> {
     };
     {
         let _span = tracing::info_span!("initialize", ?mode, ?launch).entered();
-        interpreter::pre_initialize(settings.inherit_python_env)?;
+        interpreter::pre_initialize(&settings)?;
         interpreter::initialize(&settings)?;
     }
     let importer_error = |error: PyErr| BootError::Importer(error.to_string());
     let outcome = interpreter::with_python(|py| -> Result<Option<Outcome>, BootError> {
         let importer = Bound::new(py, ArchiveImporter::new(context)).map_err(importer_error)?;
         install_meta_path(py, &importer).map_err(importer_error)?;
+        prime_path_importer_cache(py, &importer, &context.root).map_err(importer_error)?;
         if mode == InitMode::MultiPhase {
             let _span = tracing::info_span!("initialize_main").entered();
             load_codecs(py).map_err(|error| BootError::Codecs {
@@ -309,6 +327,12 @@ fn main() -> ExitCode {
                 Outcome::Exit(_) if !flushed => ExitCode::from(120),
                 Outcome::Exit(status) => ExitCode::from(status as u8),
             }
+        }
+        Err(error @ BootError::Recursion(_)) => {
+            // Exit 1, not the launcher's 2: a parent that checks its child's status sees an
+            // ordinary failure.
+            eprintln!("pyferry: error: {error}");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("pyferry: error: {error}");

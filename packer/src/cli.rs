@@ -65,11 +65,6 @@ pub struct PackArgs {
     #[arg(long, value_name = "VERSION|PATH")]
     pub python: Option<String>,
 
-    /// `--format pyz`: the platform whose wheels it may hold, `manylinux_2_N_ARCH` (glibc 2.N or
-    /// newer on ARCH). Default: this machine's glibc and architecture.
-    #[arg(long, value_name = "TAG")]
-    pub platform: Option<String>,
-
     /// `--format pyz`: the command after `#!` on its first line. Default: `/usr/bin/env
     /// python3.X`.
     #[arg(long, value_name = "COMMAND")]
@@ -132,9 +127,22 @@ pub struct PackArgs {
     #[arg(long)]
     pub inherit_python_env: bool,
 
+    /// The platform wheels are chosen for, as uv names it: `x86_64-manylinux_2_28` (the
+    /// default: RHEL 8+, Debian 10+, Ubuntu 20.04+, Amazon Linux 2023) or an older level such as
+    /// `x86_64-manylinux_2_17` (CentOS 7, Amazon Linux 2), which may select older releases.
+    /// The application runs on hosts whose glibc is at least that level (`pyferry inspect`
+    /// shows the floor). An executable is x86_64 only; a pyz may be for another architecture
+    /// (`aarch64-manylinux_2_28`).
+    #[arg(long, value_name = "PLATFORM", default_value_t = crate::target::DEFAULT_PLATFORM, value_parser = parse_platform)]
+    pub python_platform: crate::target::Platform,
+
     /// Which tool resolves requirements: uv when found (`auto`), or always one of them.
     #[arg(long, value_enum, default_value_t)]
     pub resolver: crate::resolve::Resolver,
+}
+
+fn parse_platform(text: &str) -> Result<crate::target::Platform, String> {
+    crate::target::Platform::parse(text).map_err(|error| error.to_string())
 }
 
 /// The kind of file `pack` writes.

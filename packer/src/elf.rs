@@ -21,8 +21,8 @@ pub struct SharedObject {
     pub load_plan: Option<pyferry_payload::LoadPlan>,
     /// The architecture as wheel tags name it (`x86_64`, `aarch64`...).
     pub architecture: Option<&'static str>,
-    /// `N` of the newest `GLIBC_2.N` symbol version it needs.
-    pub glibc_minor: Option<u32>,
+    /// The newest glibc symbol version it needs (`GLIBC_2.N`), if any.
+    pub glibc_need: Option<crate::target::GlibcVersion>,
 }
 
 /// Reads `bytes` as an ELF shared object; `None` when it is not one.
@@ -45,7 +45,7 @@ pub fn read_shared_object(bytes: &[u8]) -> Option<SharedObject> {
         extension_module,
         load_plan: crate::load_plan::load_plan(&elf, bytes.len() as u64),
         architecture: architecture(&elf),
-        glibc_minor: glibc_minor(&elf),
+        glibc_need: glibc_need(&elf),
     })
 }
 
@@ -59,18 +59,6 @@ fn architecture(elf: &Elf<'_>) -> Option<&'static str> {
         EM_ARM => "armv7l",
         _ => return None,
     })
-}
-
-/// The newest `GLIBC_2.N` version among the symbol versions the object needs.
-fn glibc_minor(elf: &Elf<'_>) -> Option<u32> {
-    let verneed = elf.verneed.as_ref()?;
-    verneed
-        .iter()
-        .flat_map(|need| need.iter().collect::<Vec<_>>())
-        .filter_map(|aux| elf.dynstrtab.get_at(aux.vna_name))
-        .filter_map(|name| name.strip_prefix("GLIBC_2."))
-        .filter_map(|rest| rest.split('.').next()?.parse().ok())
-        .max()
 }
 
 /// Where each `DT_NEEDED` name lies in the file, in `DT_NEEDED` order (as `Elf::libraries`).
@@ -99,6 +87,34 @@ fn needed_positions(elf: &Elf<'_>, bytes: &[u8]) -> Vec<Option<[u64; 2]>> {
         .collect()
 }
 
+/// The newest `GLIBC_2.N` version an ELF file's symbols need (`GLIBC_PRIVATE` and other
+/// libraries' versions aside): the oldest glibc it loads on.
+pub fn glibc_need(elf: &Elf<'_>) -> Option<crate::target::GlibcVersion> {
+    let verneed = elf.verneed.as_ref()?;
+    let mut newest = None;
+    for file in verneed.iter() {
+        for version in file.iter() {
+            let Some(name) = elf.dynstrtab.get_at(version.vna_name) else {
+                continue;
+            };
+            let Some(number) = name.strip_prefix("GLIBC_") else {
+                continue;
+            };
+            let mut parts = number.split('.').map(str::parse::<u32>);
+            let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            newest = newest.max(Some((major, minor)));
+        }
+    }
+    newest
+}
+
+/// What the executable part of a file (a launcher, with or without a payload after it) needs.
+pub fn executable_glibc_need(bytes: &[u8]) -> Option<crate::target::GlibcVersion> {
+    glibc_need(&Elf::parse(bytes).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +132,7 @@ mod tests {
             assert_eq!(&bytes[offset..offset + length], name.as_bytes());
             assert_eq!(bytes[offset + length], 0);
         }
-        assert!(object.glibc_minor.is_some_and(|minor| minor >= 2));
+        assert!(object.glibc_need.is_some_and(|need| need >= (2, 2)));
         assert_eq!(object.architecture, Some(std::env::consts::ARCH));
     }
 }

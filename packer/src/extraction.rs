@@ -1,6 +1,6 @@
 //! Which packages need real files at run time, found at pack time where possible.
 //!
-//! A package is extracted (see `launcher/src/extract.rs`) when:
+//! A package is extracted (see `launcher/src/importer/extract.rs`) when:
 //! - it holds a shared library that is neither an extension module (no `PyInit_*`) nor a
 //!   dependency of one: code loads it by path (`ctypes.CDLL`, `cffi`), which needs a file;
 //! - it is pure Python, ships data files, and its code builds paths from `__file__`

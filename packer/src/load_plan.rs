@@ -1,10 +1,10 @@
 //! Which parts of a shared object the launcher may leave out of its memory file.
 //!
 //! The launcher maps a loaded object's read-only segments (code, constants) from the executable
-//! (`launcher/src/page_sharing.rs`). Those bytes need not be copied into the memory file at all,
-//! as long as nothing reads them between the dynamic loader's `mmap` and that remapping. The
-//! loader itself reads headers, dynamic section, symbol and relocation tables, notes and the TLS
-//! image, and writes the writable segments; code runs only in `IFUNC` resolvers and
+//! (`launcher/src/native/page_sharing.rs`). Those bytes need not be copied into the memory file
+//! at all, as long as nothing reads them between the dynamic loader's `mmap` and that remapping.
+//! The loader itself reads headers, dynamic section, symbol and relocation tables, notes and the
+//! TLS image, and writes the writable segments; code runs only in `IFUNC` resolvers and
 //! constructors. So an object gets a [`LoadPlan`] when it has no `IFUNC` and no text
 //! relocations, and the plan leaves out only pages of read-only segments (never the first, which
 //! holds the headers) that none of those touch; its constructors are hidden from the loader and

@@ -9,6 +9,7 @@ mod commands;
 mod compile;
 mod elf;
 mod extraction;
+mod glibc_floor;
 mod inputs;
 mod libraries;
 mod load_plan;

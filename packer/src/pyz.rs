@@ -15,8 +15,8 @@
 //!
 //! The tags are those of a wheel: the interpreter (`cp311`) and the platform its native code
 //! needs (`manylinux_2_17_x86_64`, or `any` without native code), worked out from what is packed
-//! (the `WHEEL` files' tags, the shared objects' architecture and glibc symbol versions), not
-//! only from what was asked for. docs/pyz.md describes the whole path.
+//! (the glibc floor of `crate::glibc_floor`, the shared objects' architecture), not only from
+//! what was asked for. docs/pyz.md describes the whole path.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,7 @@ use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
 use crate::elf::SharedObject;
-use crate::target::{Platform, Target};
-use crate::tree::TreeFile;
+use crate::target::Target;
 
 /// The bootstrap module, at the archive's root (also usable on its own: docs/pyz.md).
 pub const BOOTSTRAP_SOURCE: &str = include_str!("../python/pyferry_bootstrap.py");
@@ -165,74 +164,40 @@ pub fn shebang(command: Option<&str>, target: &Target) -> Result<Vec<u8>> {
     Ok(format!("#!{command}\n").into_bytes())
 }
 
-/// The glibc floor a `WHEEL` file's tags declare, when it is a manylinux wheel: the oldest
-/// glibc among its platform tags (it runs on any of them).
-fn wheel_glibc_floor(text: &str) -> Option<u32> {
-    text.lines()
-        .filter_map(|line| line.strip_prefix("Tag:"))
-        .filter_map(|tag| tag.trim().rsplit('-').next())
-        .flat_map(|platforms| platforms.split('.').map(str::to_string).collect::<Vec<_>>())
-        .filter_map(|platform| Platform::parse(&platform).ok())
-        .map(|platform| platform.glibc_minor)
-        .min()
+/// Refuses native code of another architecture than the target's (the `--python-platform`
+/// the requirements were resolved for): it would be tagged for the wrong machine.
+pub fn check_architecture(objects: &BTreeMap<String, SharedObject>, target: &Target) -> Result<()> {
+    let wanted = target.platform.architecture;
+    if let Some((name, object)) = objects
+        .iter()
+        .find(|(_, object)| object.architecture.is_some_and(|found| found != wanted))
+    {
+        let found = object.architecture.unwrap_or("another architecture");
+        bail!(
+            "`{name}` is built for {found}, but the pyz is for {wanted} ({}); hint: `--python-platform {}`",
+            target.platform,
+            target.platform.with_architecture(found)
+        );
+    }
+    Ok(())
 }
 
-/// The platform tag the packed native code needs: `any` when there is none, else
-/// `manylinux_2_N_ARCH` with N the newest of the wheels' declared floors and of the glibc
-/// symbol versions the shared objects use. Objects of another architecture than the target's
-/// are refused; a floor above what was asked for is reported (the tag says the truth).
-pub fn needed_platform(
-    files: &[TreeFile],
+/// The platform tag of a pyz: `any` without native code, else `manylinux_2_N_ARCH` with 2.N the
+/// glibc floor of what is packed (`crate::glibc_floor`: the wheels' declared tags and the
+/// shared objects' `GLIBC_2.N` symbol versions), at least manylinux's oldest, 2.5.
+pub fn platform_tag(
     objects: &BTreeMap<String, SharedObject>,
+    floor: Option<&pyferry_payload::GlibcFloor>,
     target: &Target,
-) -> Result<String> {
-    let native: Vec<(&String, &SharedObject)> = objects
-        .iter()
-        .filter(|(_, object)| object.architecture.is_some())
-        .collect();
-    if native.is_empty() {
-        return Ok("any".to_string());
+) -> String {
+    if !objects.values().any(|object| object.architecture.is_some()) {
+        return "any".to_string();
     }
-    let wanted = target.platform.architecture.as_str();
-    if let Some((name, object)) = native
-        .iter()
-        .find(|(_, object)| object.architecture != Some(wanted))
-    {
-        bail!(
-            "`{name}` is built for {}, but the pyz is for {wanted} ({}); hint: `--platform manylinux_2_{}_{}`",
-            object.architecture.unwrap_or("another architecture"),
-            target.platform.tag(),
-            target.platform.glibc_minor,
-            object.architecture.unwrap_or("ARCH")
-        );
-    }
-    let mut floor = 5;
-    let mut reason = String::from("manylinux's oldest floor");
-    for (name, object) in &native {
-        if let Some(minor) = object.glibc_minor.filter(|minor| *minor > floor) {
-            floor = minor;
-            reason = format!("`{name}` uses GLIBC_2.{minor} symbols");
-        }
-    }
-    for file in files
-        .iter()
-        .filter(|file| file.name.ends_with(".dist-info/WHEEL"))
-    {
-        let Ok(text) = std::fs::read_to_string(&file.path) else {
-            continue;
-        };
-        if let Some(minor) = wheel_glibc_floor(&text).filter(|minor| *minor > floor) {
-            floor = minor;
-            reason = format!("`{}` declares manylinux_2_{minor}", file.name);
-        }
-    }
-    if floor > target.platform.glibc_minor {
-        tracing::warn!(
-            "the native code needs glibc 2.{floor} ({reason}), newer than the {} it was resolved for; the pyz is tagged manylinux_2_{floor}_{wanted}",
-            target.platform.tag()
-        );
-    }
-    Ok(format!("manylinux_2_{floor}_{wanted}"))
+    let minor = floor
+        .and_then(|floor| floor.glibc.strip_prefix("2.")?.parse::<u32>().ok())
+        .unwrap_or(5)
+        .max(5);
+    format!("manylinux_2_{minor}_{}", target.platform.architecture)
 }
 
 /// The name a pyz gets when `-o` is a directory or absent: `NAME-cp311-manylinux_2_17_x86_64.pyz`,
@@ -309,7 +274,7 @@ mod tests {
     fn start_up_settings_are_a_python_literal() {
         let target = Target {
             python: PythonVersion::parse("3.12").unwrap(),
-            platform: Platform::parse("manylinux_2_28_x86_64").unwrap(),
+            platform: crate::target::DEFAULT_PLATFORM,
         };
         let libraries = BTreeMap::from([(
             "pkg/_ext.so".to_string(),
@@ -355,20 +320,10 @@ mod tests {
     }
 
     #[test]
-    fn wheel_floors() {
-        let numpy = "Wheel-Version: 1.0\nTag: cp311-cp311-manylinux_2_17_x86_64\nTag: cp311-cp311-manylinux2014_x86_64\n";
-        assert_eq!(wheel_glibc_floor(numpy), Some(17));
-        let pillow = "Tag: cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64\n";
-        assert_eq!(wheel_glibc_floor(pillow), Some(27));
-        assert_eq!(wheel_glibc_floor("Tag: py3-none-any\n"), None);
-    }
-
-    #[test]
     fn default_names_are_escaped_like_wheels() {
         let tags = pyferry_payload::Tags {
             interpreter: "cp311".into(),
             platform: "any".into(),
-            resolved_for: None,
         };
         assert_eq!(default_file_name("my-app", &tags), "my_app-cp311-any.pyz");
         assert_eq!(default_file_name("", &tags), "app-cp311-any.pyz");
@@ -376,7 +331,7 @@ mod tests {
 
     #[test]
     fn shebang_lines() {
-        let target = Target::executable();
+        let target = Target::executable(crate::target::DEFAULT_PLATFORM);
         assert_eq!(
             shebang(None, &target).unwrap(),
             b"#!/usr/bin/env python3.11\n"

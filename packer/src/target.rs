@@ -1,13 +1,18 @@
 //! What an application is built for: the CPython version of its bytecode and extension modules,
-//! and the platform whose wheels it may hold. Wheels are chosen, and checked, against these
-//! tags.
+//! and the platform its wheels are chosen for (`--python-platform`, uv's names:
+//! `x86_64-manylinux_2_28`). Wheels are chosen, and checked, against these tags; the platform's
+//! glibc is the oldest glibc the wheels may need.
 //!
-//! An executable's target is fixed by its launcher: CPython 3.11, glibc 2.36 or older wheels
-//! (the launcher is linked on Debian 12), x86_64. A pyz runs on the host's own Python, so its
-//! target is chosen: `--python 3.X` and `--platform manylinux_2_N_ARCH` (by default the packing
-//! host's glibc and architecture, as pip chooses for itself).
+//! An executable's CPython is the launcher's (3.11) and its architecture x86_64 (the only
+//! runtime built so far). A pyz runs on the host's own Python, so its version is chosen too
+//! (`--python 3.X`), and so may its architecture be.
+
+use std::fmt;
 
 use anyhow::{bail, Context, Result};
+
+/// A glibc version, `(2, 28)`.
+pub type GlibcVersion = (u32, u32);
 
 /// `major.minor` of a CPython.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,129 +61,193 @@ impl PythonVersion {
     }
 }
 
-impl std::fmt::Display for PythonVersion {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for PythonVersion {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "{}.{}", self.major, self.minor)
     }
 }
 
-/// A manylinux platform: glibc `2.minor` or newer on `architecture`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The platform wheels are resolved for: an architecture and the newest glibc the wheels may
+/// need (a manylinux level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Platform {
-    pub glibc_minor: u32,
-    pub architecture: String,
+    pub glibc: GlibcVersion,
+    /// As wheel tags name it: `x86_64`, `aarch64`...
+    pub architecture: &'static str,
 }
 
-/// Architectures manylinux wheels are built for.
-const ARCHITECTURES: &[&str] = &["x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l"];
+/// The default: current numpy, scipy, pandas, Pillow, lxml and cryptography publish only
+/// `manylinux_2_28` wheels for x86_64, so a lower default would resolve old releases of them;
+/// glibc 2.28 covers RHEL 8+, Debian 10+, Ubuntu 20.04+, Amazon Linux 2023, SLES 15 SP4+
+/// (docs/cli.md, "Which glibc the wheels need", measured with `bench/manylinux_levels.py`).
+pub const DEFAULT_PLATFORM: Platform = Platform {
+    glibc: (2, 28),
+    architecture: "x86_64",
+};
+
+/// The manylinux levels (glibc 2.N) a platform may name: those uv knows.
+const LEVELS: &[u32] = &[17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40];
+
+/// The legacy manylinux names and the glibc they stand for.
+const LEGACY_TAGS: &[(&str, GlibcVersion)] = &[
+    ("manylinux2014", (2, 17)),
+    ("manylinux2010", (2, 12)),
+    ("manylinux1", (2, 5)),
+];
+
+/// The architectures manylinux wheels are built for (the executable's runtime: x86_64 only).
+pub const ARCHITECTURES: &[&str] = &["x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l"];
 
 impl Platform {
-    /// Parses `manylinux_2_28_x86_64` or a legacy alias (`manylinux2014_x86_64` is glibc 2.17).
-    pub fn parse(tag: &str) -> Result<Platform> {
-        let legacy = [
-            ("manylinux2014_", 17),
-            ("manylinux2010_", 12),
-            ("manylinux1_", 5),
-        ];
-        let parsed = if let Some(rest) = tag.strip_prefix("manylinux_2_") {
-            rest.split_once('_').and_then(|(minor, architecture)| {
-                Some((minor.parse::<u32>().ok()?, architecture.to_string()))
-            })
+    /// Parses uv's platform name: `x86_64-manylinux_2_28`, `x86_64-manylinux2014`,
+    /// `aarch64-manylinux_2_28`.
+    pub fn parse(text: &str) -> Result<Platform> {
+        let hint = "expected ARCH-manylinux_2_NN, e.g. `x86_64-manylinux_2_28` (RHEL 8+, Ubuntu 20.04+) or `x86_64-manylinux_2_17` (CentOS 7, Amazon Linux 2)";
+        if text.contains("musl") {
+            bail!("`{text}` is not a platform pyferry builds for: musl's dynamic loader finds libraries by file name only, not by the SONAME of a library already loaded, so the libraries of a wheel cannot be loaded from memory there (a pyz of pure Python runs on musl: it is tagged `any`)");
+        }
+        let Some((arch, level)) = text.split_once('-') else {
+            bail!("`{text}` is not a platform: {hint}");
+        };
+        let Some(architecture) = ARCHITECTURES.iter().copied().find(|known| *known == arch) else {
+            bail!("`{text}`: unknown architecture `{arch}`: {hint}");
+        };
+        let glibc = if let Some(minor) = level.strip_prefix("manylinux_2_") {
+            let Ok(minor) = minor.parse::<u32>() else {
+                bail!("`{text}` is not a platform: {hint}");
+            };
+            (2, minor)
+        } else if let Some((_, glibc)) = LEGACY_TAGS.iter().find(|(name, _)| *name == level) {
+            *glibc
         } else {
-            legacy
+            bail!("`{text}` is not a platform: {hint}");
+        };
+        if !LEVELS.contains(&glibc.1) {
+            let known = LEVELS
                 .iter()
-                .find_map(|(prefix, minor)| Some((*minor, tag.strip_prefix(prefix)?.to_string())))
-        };
-        if tag.starts_with("musllinux") {
-            bail!("`{tag}`: musl's dynamic loader finds libraries by file name only, not by the SONAME of a library already loaded, so the libraries of a wheel cannot be loaded from memory there; a pyz for musl can hold pure Python only (it is then `any`)");
+                .map(|minor| format!("2_{minor}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            bail!("`{text}`: the manylinux level must be one of {known} (as uv names them)");
         }
-        match parsed {
-            Some((minor, architecture)) if ARCHITECTURES.contains(&architecture.as_str()) => Ok(Platform {
-                glibc_minor: minor,
-                architecture,
-            }),
-            _ => bail!(
-                "`{tag}` is not a platform pyferry builds for; hint: `manylinux_2_N_ARCH`, e.g. `manylinux_2_28_x86_64` (ARCH: {})",
-                ARCHITECTURES.join(", ")
-            ),
-        }
+        Ok(Platform {
+            glibc,
+            architecture,
+        })
     }
 
-    /// `manylinux_2_28_x86_64`
-    pub fn tag(&self) -> String {
-        format!("manylinux_2_{}_{}", self.glibc_minor, self.architecture)
+    /// uv's name for it, `x86_64-manylinux_2_28`.
+    pub fn uv_name(&self) -> String {
+        format!("{}-manylinux_2_{}", self.architecture, self.glibc.1)
     }
 
-    /// The packing host's glibc and architecture (`getconf GNU_LIBC_VERSION`), or the
-    /// executable's platform when they cannot be told.
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86" => "i686",
-            "arm" => "armv7l",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        let glibc_minor = std::process::Command::new("getconf")
-            .arg("GNU_LIBC_VERSION")
-            .output()
-            .ok()
-            .and_then(|output| {
-                let text = String::from_utf8_lossy(&output.stdout).into_owned();
-                let version = text.trim().strip_prefix("glibc ")?.to_string();
-                let (major, minor) = version.split_once('.')?;
-                (major == "2").then(|| minor.parse().ok())?
-            })
-            .unwrap_or(Target::executable().platform.glibc_minor);
+    /// The wheel platform tags it accepts, newest first: `manylinux_2_28_x86_64` down to
+    /// `manylinux_2_5`, the legacy aliases at or below its level, and pure Python.
+    pub fn wheel_tags(&self) -> Vec<String> {
+        let architecture = self.architecture;
+        let mut tags: Vec<String> = (5..=self.glibc.1)
+            .rev()
+            .map(|minor| format!("manylinux_2_{minor}_{architecture}"))
+            .collect();
+        tags.extend(
+            LEGACY_TAGS
+                .iter()
+                .filter(|(_, glibc)| *glibc <= self.glibc)
+                .map(|(name, _)| format!("{name}_{architecture}")),
+        );
+        tags.push("any".to_string());
+        tags
+    }
+
+    /// The newest wheel platform tag it accepts, `manylinux_2_28_x86_64`.
+    pub fn wheel_tag(&self) -> String {
+        format!("manylinux_2_{}_{}", self.glibc.1, self.architecture)
+    }
+
+    /// The same level for another architecture (one of [`ARCHITECTURES`]).
+    pub fn with_architecture(&self, architecture: &str) -> Platform {
         Platform {
-            glibc_minor,
-            architecture: architecture.to_string(),
+            glibc: self.glibc,
+            architecture: ARCHITECTURES
+                .iter()
+                .copied()
+                .find(|known| *known == architecture)
+                .unwrap_or(self.architecture),
         }
+    }
+
+    /// The same platform at another glibc level.
+    pub fn with_glibc_minor(&self, minor: u32) -> Platform {
+        Platform {
+            glibc: (2, minor),
+            architecture: self.architecture,
+        }
+    }
+
+    /// The levels above this one, oldest first, to look for one that a requirement has a wheel
+    /// for.
+    pub fn higher_levels(&self) -> impl Iterator<Item = Platform> + '_ {
+        LEVELS
+            .iter()
+            .filter(|minor| **minor > self.glibc.1)
+            .map(|minor| self.with_glibc_minor(*minor))
+    }
+
+    /// The lowest level of this architecture that takes a wheel needing `glibc`, if any.
+    pub fn level_for(&self, glibc: GlibcVersion) -> Option<Platform> {
+        LEVELS
+            .iter()
+            .find(|minor| (2, **minor) >= glibc)
+            .map(|minor| self.with_glibc_minor(*minor))
     }
 }
 
-/// The CPython and platform an application is built for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// uv's name, as `--python-platform` takes it.
+impl fmt::Display for Platform {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.uv_name())
+    }
+}
+
+/// The glibc a wheel's platform tag set (`manylinux_2_17_x86_64.manylinux2014_x86_64`) needs:
+/// the lowest level it is tagged for; `None` for pure wheels and non-manylinux tags.
+pub fn wheel_glibc(platform_tags: &str) -> Option<GlibcVersion> {
+    platform_tags
+        .split('.')
+        .filter_map(|tag| {
+            let level = ARCHITECTURES
+                .iter()
+                .find_map(|architecture| tag.strip_suffix(&format!("_{architecture}")))?;
+            if let Some(minor) = level.strip_prefix("manylinux_2_") {
+                return minor.parse().ok().map(|minor| (2, minor));
+            }
+            LEGACY_TAGS
+                .iter()
+                .find(|(name, _)| *name == level)
+                .map(|(_, glibc)| *glibc)
+        })
+        .min()
+}
+
+/// The CPython and the platform an application is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub python: PythonVersion,
     pub platform: Platform,
 }
 
 impl Target {
-    /// The executable's target: the launcher's CPython, glibc 2.36 (it is linked on Debian 12).
-    pub fn executable() -> Target {
+    /// An executable for `platform`: the launcher's CPython.
+    pub fn executable(platform: Platform) -> Target {
         Target {
             python: PythonVersion::EMBEDDED,
-            platform: Platform {
-                glibc_minor: 36,
-                architecture: "x86_64".to_string(),
-            },
+            platform,
         }
     }
 
     /// ABI tags a wheel may carry.
     pub fn abi_tags(&self) -> Vec<String> {
         vec![self.python.tag(), "abi3".to_string(), "none".to_string()]
-    }
-
-    /// Platform tags a wheel may carry, newest first: `manylinux_2_N_ARCH` down to
-    /// `manylinux_2_5`, the legacy aliases that are not newer than the target, and pure Python.
-    pub fn platform_tags(&self) -> Vec<String> {
-        let architecture = &self.platform.architecture;
-        let mut tags: Vec<String> = (5..=self.platform.glibc_minor)
-            .rev()
-            .map(|minor| format!("manylinux_2_{minor}_{architecture}"))
-            .collect();
-        for (alias, minor) in [
-            ("manylinux2014", 17),
-            ("manylinux2010", 12),
-            ("manylinux1", 5),
-        ] {
-            if minor <= self.platform.glibc_minor {
-                tags.push(format!("{alias}_{architecture}"));
-            }
-        }
-        tags.push("any".to_string());
-        tags
     }
 
     /// Whether a wheel's `python-abi-platform` tag triple can run on the target.
@@ -201,19 +270,11 @@ impl Target {
         let abis_ok = abi
             .split('.')
             .any(|tag| abi_tags.iter().any(|known| known == tag));
-        let known = self.platform_tags();
+        let known = self.platform.wheel_tags();
         let platforms_ok = platform
             .split('.')
             .any(|tag| known.iter().any(|known| known == tag));
         pythons_ok && abis_ok && platforms_ok
-    }
-
-    /// The target as uv's `--python-platform` names it: `x86_64-manylinux_2_36`.
-    pub fn uv_platform(&self) -> String {
-        format!(
-            "{}-manylinux_2_{}",
-            self.platform.architecture, self.platform.glibc_minor
-        )
     }
 
     /// The tags, as one line for messages.
@@ -222,9 +283,14 @@ impl Target {
             "CPython {} ({}, abi3 or none) on {} or older, or pure Python (any)",
             self.python,
             self.python.tag(),
-            self.platform.tag()
+            self.platform.wheel_tag()
         )
     }
+}
+
+/// `2.28`.
+pub fn glibc_text(glibc: GlibcVersion) -> String {
+    format!("{}.{}", glibc.0, glibc.1)
 }
 
 /// The interpreter `--python` names: a version (`3.12`), or the path of an interpreter, which
@@ -289,7 +355,7 @@ mod tests {
 
     #[test]
     fn wheel_tags() {
-        let target = Target::executable();
+        let target = Target::executable(DEFAULT_PLATFORM);
         assert!(target.is_compatible(
             "cp311",
             "cp311",
@@ -298,47 +364,31 @@ mod tests {
         assert!(target.is_compatible("py3", "none", "any"));
         assert!(target.is_compatible("cp39", "abi3", "manylinux_2_28_x86_64"));
         assert!(!target.is_compatible("cp312", "cp312", "manylinux_2_17_x86_64"));
-        assert!(!target.is_compatible("cp311", "cp311", "manylinux_2_39_x86_64"));
+        assert!(!target.is_compatible("cp311", "cp311", "manylinux_2_31_x86_64"));
         assert!(!target.is_compatible("cp311", "cp311", "macosx_11_0_arm64"));
         assert!(!target.is_compatible("cp311", "cp311", "linux_x86_64"));
         assert!(!target.is_compatible("cp312", "abi3", "manylinux_2_17_x86_64"));
+        let old = Target::executable(Platform::parse("x86_64-manylinux2014").unwrap());
+        assert!(!old.is_compatible("cp311", "cp311", "manylinux_2_28_x86_64"));
+        assert!(old.is_compatible("cp311", "cp311", "manylinux2014_x86_64"));
     }
 
     #[test]
-    fn other_targets() {
+    fn other_pythons_and_architectures() {
         let target = Target {
             python: PythonVersion::parse("3.13").unwrap(),
-            platform: Platform::parse("manylinux_2_28_aarch64").unwrap(),
+            platform: Platform::parse("aarch64-manylinux_2_28").unwrap(),
         };
         assert!(target.is_compatible("cp313", "cp313", "manylinux_2_17_aarch64"));
         assert!(target.is_compatible("cp312", "abi3", "manylinux2014_aarch64"));
         assert!(!target.is_compatible("cp313", "cp313", "manylinux_2_17_x86_64"));
         assert!(!target.is_compatible("cp311", "cp311", "manylinux_2_17_aarch64"));
         assert!(!target.is_compatible("cp313", "cp313t", "manylinux_2_17_aarch64"));
-        assert_eq!(target.uv_platform(), "aarch64-manylinux_2_28");
-        let old = Target {
-            python: PythonVersion::EMBEDDED,
-            platform: Platform::parse("manylinux_2_12_x86_64").unwrap(),
-        };
-        assert!(!old
-            .platform_tags()
-            .contains(&"manylinux2014_x86_64".to_string()));
-        assert!(old
-            .platform_tags()
-            .contains(&"manylinux2010_x86_64".to_string()));
-    }
-
-    #[test]
-    fn parsing() {
+        assert_eq!(target.platform.uv_name(), "aarch64-manylinux_2_28");
         assert_eq!(
-            Platform::parse("manylinux2014_x86_64").unwrap().glibc_minor,
-            17
+            wheel_glibc("manylinux_2_17_aarch64.manylinux2014_aarch64"),
+            Some((2, 17))
         );
-        assert!(Platform::parse("musllinux_1_2_x86_64")
-            .unwrap_err()
-            .to_string()
-            .contains("musl"));
-        assert!(Platform::parse("macosx_11_0_arm64").is_err());
         assert!(PythonVersion::parse("3.13t")
             .unwrap_err()
             .to_string()
@@ -346,5 +396,46 @@ mod tests {
         assert!(PythonVersion::parse("2.7").is_err());
         assert!(PythonVersion::parse("three").is_err());
         assert_eq!(PythonVersion::parse("3.12").unwrap().tag(), "cp312");
+    }
+
+    #[test]
+    fn platforms_parse_as_uv_names_them() {
+        assert_eq!(
+            Platform::parse("x86_64-manylinux_2_28").unwrap(),
+            DEFAULT_PLATFORM
+        );
+        assert_eq!(
+            Platform::parse("x86_64-manylinux2014").unwrap().glibc,
+            (2, 17)
+        );
+        assert_eq!(DEFAULT_PLATFORM.uv_name(), "x86_64-manylinux_2_28");
+        for bad in [
+            "manylinux_2_28",
+            "x86_64-manylinux_2_5",
+            "x86_64-manylinux_2_26",
+            "x86_64-musllinux_1_2",
+            "riscv64-manylinux_2_28",
+        ] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Platform::parse("x86_64-musllinux_1_2")
+            .unwrap_err()
+            .to_string()
+            .contains("musl's dynamic loader"));
+    }
+
+    #[test]
+    fn a_wheel_needs_its_lowest_tag() {
+        assert_eq!(
+            wheel_glibc("manylinux_2_17_x86_64.manylinux2014_x86_64"),
+            Some((2, 17))
+        );
+        assert_eq!(
+            wheel_glibc("manylinux_2_27_x86_64.manylinux_2_28_x86_64"),
+            Some((2, 27))
+        );
+        assert_eq!(wheel_glibc("any"), None);
+        assert_eq!(DEFAULT_PLATFORM.level_for((2, 26)), Some(DEFAULT_PLATFORM));
+        assert_eq!(DEFAULT_PLATFORM.level_for((2, 41)), None);
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::target::Target;
+use crate::target::{self, Target};
 
 /// A wheel file's name, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +55,10 @@ pub struct Installed {
     pub console_scripts: BTreeMap<String, String>,
 }
 
-/// Checks that a wheel can run on the target; the error names the wheel and both tag sets.
+/// Checks that a wheel can run on the target; the error names the wheel and both tag sets, and
+/// the platform level that would take it when only the glibc level is too low.
 pub fn check_tags(path: &Path, target: &Target) -> Result<WheelName> {
+    let platform = &target.platform;
     let file_name = path
         .file_name()
         .and_then(|name| name.to_str())
@@ -68,8 +70,32 @@ pub fn check_tags(path: &Path, target: &Target) -> Result<WheelName> {
         );
     };
     if !target.is_compatible(&name.python, &name.abi, &name.platform) {
+        let hint = match target::wheel_glibc(&name.platform) {
+            Some(glibc) if glibc > platform.glibc => {
+                let working = platform.level_for(glibc).unwrap_or(*platform);
+                let at_working = Target {
+                    platform: working,
+                    ..*target
+                };
+                if working != *platform
+                    && at_working.is_compatible(&name.python, &name.abi, &name.platform)
+                {
+                    format!(
+                        "it needs glibc {}: pack with `--python-platform {}` (the application then needs that glibc), or use a wheel built for {}",
+                        target::glibc_text(glibc),
+                        working.uv_name(),
+                        platform.wheel_tag()
+                    )
+                } else {
+                    "use a wheel built for that target (`--find-links DIR`) or another version"
+                        .to_string()
+                }
+            }
+            _ => "use a wheel built for that target (`--find-links DIR`) or another version"
+                .to_string(),
+        };
         bail!(
-            "`{file_name}`: {} {} is built for {}, but the application needs {}; hint: use a wheel built for that target (`--find-links DIR`) or another version",
+            "`{file_name}`: {} {} is built for {}, but the application needs {}; hint: {hint}",
             name.distribution,
             name.version,
             name.tags(),
@@ -125,7 +151,7 @@ pub fn console_scripts(entry_points: &str) -> BTreeMap<String, String> {
     scripts
 }
 
-/// Installs the wheel at `path` into `root`.
+/// Installs the wheel at `path` into `root`, for `target`.
 pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
     let name = check_tags(path, target)?;
     let file = fs_err::File::open(path)?;

@@ -234,12 +234,7 @@ fn check_printed_fields(manifest: &Manifest) -> Result<(), ManifestError> {
         )));
     }
     if let Some(tags) = &manifest.tags {
-        let fields = [
-            Some(&tags.interpreter),
-            Some(&tags.platform),
-            tags.resolved_for.as_ref(),
-        ];
-        if let Some(tag) = fields.into_iter().flatten().find(|tag| {
+        if let Some(tag) = [&tags.interpreter, &tags.platform].into_iter().find(|tag| {
             tag.is_empty()
                 || tag
                     .chars()
@@ -296,6 +291,7 @@ mod tests {
             load_plans: Default::default(),
             scripts: Default::default(),
             distributions: Default::default(),
+            glibc_floor: None,
             inherit_python_env: false,
             extract: Vec::new(),
             needed_names: Default::default(),

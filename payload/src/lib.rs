@@ -21,7 +21,8 @@ pub mod writer;
 pub use archive::{Archive, ArchiveError, EntryData};
 pub use index::{EntryIndex, EntryKind, NameSpan};
 pub use manifest::{
-    EntryPoint, LoadPlan, Manifest, ManifestError, PayloadKind, Tags, FORMAT_VERSION, MANIFEST_PATH,
+    EntryPoint, GlibcFloor, LoadPlan, Manifest, ManifestError, PayloadKind, Tags, FORMAT_VERSION,
+    MANIFEST_PATH,
 };
 pub use writer::{Compression, PayloadWriter};
 

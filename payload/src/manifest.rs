@@ -90,12 +90,8 @@ pub struct Tags {
     /// The interpreter and ABI, e.g. `cp311`: the bytecode's version, and the extension modules'.
     pub interpreter: String,
     /// The platform its native code needs, e.g. `manylinux_2_17_x86_64` (glibc 2.17 or newer on
-    /// x86_64), or `any` when it holds none.
+    /// x86_64: its `glibc_floor`), or `any` when it holds none.
     pub platform: String,
-    /// The platform its requirements were resolved for (`--platform`), e.g.
-    /// `manylinux_2_36_x86_64`: `platform` is never newer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_for: Option<String>,
 }
 
 impl Tags {
@@ -144,12 +140,29 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inherit_python_env: bool,
     /// Top-level packages that need real files: extracted at their first import into a private
-    /// cache directory and imported from there (see `launcher/src/extract.rs`).
+    /// cache directory and imported from there (see `launcher/src/importer/extract.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extract: Vec<String>,
     /// Distributions installed in the archive: name → version (for `pyferry inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub distributions: BTreeMap<String, String>,
+    /// The oldest glibc the file runs on and why (for `pyferry inspect`; the launcher does not
+    /// read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc_floor: Option<GlibcFloor>,
+}
+
+/// The oldest glibc a file runs on: the highest of what the launcher, every shared object (its
+/// `GLIBC_2.N` symbol versions) and every packed wheel (its manylinux tag) need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlibcFloor {
+    /// `2.28`.
+    pub glibc: String,
+    /// What needs it, e.g. `numpy 2.4.6 (wheel tag manylinux_2_28_x86_64)` or `the launcher`.
+    pub set_by: String,
+    /// The platform wheels were resolved for (`x86_64-manylinux_2_28`); empty for a runtime.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub requested: String,
 }
 
 /// How to load a shared object whose read-only segments (code, constants) are mapped from the
@@ -274,6 +287,7 @@ mod tests {
                 EntryPoint::parse("pkg.tool:main").unwrap(),
             )]),
             distributions: BTreeMap::from([("pkg".to_string(), "1.0".to_string())]),
+            glibc_floor: None,
             inherit_python_env: true,
             extract: vec!["certifi".to_string()],
             needed_names: BTreeMap::from([(
@@ -283,7 +297,6 @@ mod tests {
             tags: Some(Tags {
                 interpreter: "cp311".into(),
                 platform: "manylinux_2_17_x86_64".into(),
-                resolved_for: Some("manylinux_2_36_x86_64".into()),
             }),
         }
     }

@@ -265,6 +265,7 @@ mod tests {
             load_plans: Default::default(),
             scripts: Default::default(),
             distributions: Default::default(),
+            glibc_floor: None,
             inherit_python_env: false,
             extract: Vec::new(),
             needed_names: Default::default(),

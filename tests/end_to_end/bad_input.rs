@@ -78,6 +78,7 @@ fn manifest() -> Manifest {
         load_plans: Default::default(),
         scripts: Default::default(),
         distributions: Default::default(),
+        glibc_floor: None,
         inherit_python_env: false,
         extract: Vec::new(),
         needed_names: Default::default(),

@@ -376,7 +376,7 @@ fn no_proc_is_one_clear_error() {
 }
 
 /// What the launcher counts as needing a descriptor: every shared object of the archive, plus
-/// 32 (the rule of `launcher/src/limits.rs`, counted here independently).
+/// 32 (the rule of `launcher/src/native/limits.rs`, counted here independently).
 fn descriptors_needed(exe: &Path) -> (u64, u64) {
     let bytes = std::fs::read(exe).expect("read app");
     let archive = pyferry_payload::Archive::parse(&bytes).expect("parse app");

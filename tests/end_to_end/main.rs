@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod basics;
+mod children;
 mod chroot;
 mod hostile;
 mod importer;

@@ -137,7 +137,7 @@ fn sdist_only_requirement_is_refused_with_the_target() {
         ]);
         command.arg(scratch.path("out"));
         let finished = run(&mut command);
-        assert_error_line(&finished, 2, "no wheel of `docopt==0.6.2` for CPython 3.11 (cp311, abi3 or none) on manylinux_2_36_x86_64 or older");
+        assert_error_line(&finished, 2, "no wheel of `docopt==0.6.2` for CPython 3.11 (cp311, abi3 or none) on manylinux_2_28_x86_64 or older");
         assert!(
             finished.stderr.contains("nothing is built from an sdist"),
             "{resolver}: {}",
@@ -432,4 +432,107 @@ fn compressed_executables_are_smaller_and_behave_the_same() {
     assert_eq!(run(&mut Command::new(&fast)).success().stdout, expected);
     assert_eq!(run(&mut Command::new(&small)).success().stdout, expected);
     run(pyferry_command(["verify"]).arg(&small)).success();
+}
+
+/// The glibc floor a launcher needs, from `objdump -T`: the highest `GLIBC_2.N`.
+fn objdump_glibc_floor(file: &Path) -> (u32, u32) {
+    let dump = run(Command::new("objdump").arg("-T").arg(file)).success();
+    dump.stdout
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .filter_map(|word| word.strip_prefix("GLIBC_2."))
+        .filter_map(|minor| minor.parse::<u32>().ok())
+        .map(|minor| (2, minor))
+        .max()
+        .expect("the launcher needs glibc")
+}
+
+fn inspect_json(exe: &Path) -> serde_json::Value {
+    let finished = run(pyferry_command(["inspect", "--json"]).arg(exe)).success();
+    serde_json::from_str(&finished.stdout).expect("inspect --json prints JSON")
+}
+
+#[test]
+fn a_requirement_without_a_wheel_for_the_platform_names_the_platform_that_has_one() {
+    // pyzmq 27.3.0 publishes x86_64 wheels tagged manylinux_2_26 and 2_28 only.
+    let scratch = Scratch::new();
+    for resolver in ["uv", "pip"] {
+        let mut command = pyferry_command([
+            "pack",
+            "pyzmq==27.3.0",
+            "-e",
+            "zmq",
+            "--python-platform",
+            "x86_64-manylinux_2_17",
+            "--resolver",
+            resolver,
+            "-o",
+        ]);
+        command.arg(scratch.path("out"));
+        let finished = run(&mut command);
+        assert_error_line(
+            &finished,
+            2,
+            "no wheel of `pyzmq==27.3.0` for CPython 3.11 (cp311, abi3 or none) on manylinux_2_17_x86_64 or older",
+        );
+        assert!(
+            finished
+                .stderr
+                .contains("it has wheels for glibc 2.28: hint: pack with `--python-platform x86_64-manylinux_2_28`"),
+            "{resolver}: {}",
+            finished.stderr
+        );
+        assert!(!scratch.path("out").exists());
+    }
+    let unknown = run(&mut pyferry_command([
+        "pack",
+        "pyzmq==27.3.0",
+        "--python-platform",
+        "x86_64-musllinux_1_2",
+        "-o",
+        "out",
+    ]));
+    assert_eq!(unknown.code, Some(2), "{unknown:#?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("`x86_64-musllinux_1_2` is not a platform"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn inspect_shows_the_glibc_floor_and_what_sets_it() {
+    cache_wheels(&["pyzmq==27.3.0"]);
+    let scratch = Scratch::new();
+    let launcher_floor = objdump_glibc_floor(&pyferry_tests::launcher());
+
+    // The standard library alone: the runtime's floor.
+    let hello = scratch.packed_app(&[("__main__.py", "print('hi')\n")], &[]);
+    let report = inspect_json(&hello);
+    assert_eq!(report["platform"], "x86_64-manylinux_2_28");
+    let floor = report["glibc_floor"].as_str().expect("a floor");
+    let (major, minor) = floor.split_once('.').expect("2.N");
+    let floor = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+    assert!(floor >= launcher_floor, "{floor:?} < {launcher_floor:?}");
+
+    // A wheel tagged manylinux_2_26: the floor is at least that, and names what sets it.
+    let exe = scratch.path("zmq.bin");
+    let packed = pack_offline(&["pyzmq==27.3.0", "-e", "zmq"], &exe);
+    assert_eq!(packed.code, Some(0), "{packed:#?}");
+    let report = inspect_json(&exe);
+    let floor = report["glibc_floor"].as_str().expect("a floor").to_string();
+    let minor: u32 = floor.trim_start_matches("2.").parse().expect("2.N");
+    assert!(minor >= 26 && minor >= launcher_floor.1, "{floor}");
+    let set_by = report["glibc_floor_set_by"].as_str().expect("set by");
+    if minor == 26 {
+        assert!(set_by.starts_with("pyzmq 27.3.0 (wheel tag"), "{set_by}");
+    }
+    let text = run(pyferry_command(["inspect"]).arg(&exe)).success().stdout;
+    assert!(
+        text.contains(&format!(
+            "runs on:       Linux x86_64 with glibc {floor} or newer (set by {set_by})"
+        )),
+        "{text}"
+    );
 }

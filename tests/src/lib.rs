@@ -40,7 +40,7 @@ pub struct Finished {
 }
 
 impl Finished {
-    fn from_output(output: Output) -> Finished {
+    pub(crate) fn from_output(output: Output) -> Finished {
         use std::os::unix::process::ExitStatusExt;
         Finished {
             code: output.status.code(),
@@ -327,4 +327,5 @@ pub fn is_root() -> bool {
     run(Command::new("id").arg("-u")).stdout.trim() == "0"
 }
 
+pub mod contained;
 pub mod damage;

@@ -77,6 +77,9 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         });
     }
     let graph = libraries::library_graph(&objects);
+    let mut floor = crate::glibc_floor::FloorBuilder::default();
+    floor.add_launcher(&launcher);
+    floor.add_objects(&objects);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::Runtime,
@@ -91,6 +94,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         load_plans: libraries::load_plans(&objects),
         scripts: Default::default(),
         distributions: Default::default(),
+        glibc_floor: floor.finish(None),
         inherit_python_env: false,
         extract: Vec::new(),
         needed_names: Default::default(),

@@ -29,10 +29,15 @@ struct Report {
     format_version: u32,
     python_version: String,
     build_id: String,
-    target: String,
     /// A pyz's tags: the interpreter and the platform it needs.
     #[serde(skip_serializing_if = "Option::is_none")]
     tags: Option<pyferry_payload::Tags>,
+    /// The platform wheels were resolved for, as uv names it (empty for files packed before it
+    /// was recorded).
+    platform: String,
+    /// The oldest glibc the file runs on, and what needs it.
+    glibc_floor: Option<String>,
+    glibc_floor_set_by: Option<String>,
     entry_point: String,
     scripts: std::collections::BTreeMap<String, String>,
     entries: usize,
@@ -49,40 +54,12 @@ pub fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Archive<'a>> {
         .with_context(|| format!("`{}` is not a pyferry application", path.display()))
 }
 
-/// What the file is and what it runs on, in words.
-fn kind_and_target(manifest: &pyferry_payload::Manifest) -> (String, String) {
-    match (manifest.kind, &manifest.tags) {
-        (PayloadKind::Pyz, Some(tags)) => {
-            let platform = if tags.platform == "any" {
-                "any platform (no native code)".to_string()
-            } else {
-                tags.platform.clone()
-            };
-            let resolved = tags
-                .resolved_for
-                .as_ref()
-                .map(|tag| format!(", resolved for {tag}"))
-                .unwrap_or_default();
-            (
-                "pyz".to_string(),
-                format!(
-                    "CPython {} ({}) on {platform}{resolved}; run by the host's python{}",
-                    manifest.python_version, tags.interpreter, manifest.python_version
-                ),
-            )
-        }
-        (PayloadKind::Pyz, None) => (
-            "pyz".to_string(),
-            format!("CPython {}", manifest.python_version),
-        ),
-        (PayloadKind::Runtime, _) => (
-            "runtime".to_string(),
-            crate::target::Target::executable().describe(),
-        ),
-        (PayloadKind::App, _) => (
-            "executable".to_string(),
-            crate::target::Target::executable().describe(),
-        ),
+/// What the file is: `executable`, `pyz` or `runtime`.
+fn kind(manifest: &pyferry_payload::Manifest) -> &'static str {
+    match manifest.kind {
+        PayloadKind::App => "executable",
+        PayloadKind::Pyz => "pyz",
+        PayloadKind::Runtime => "runtime",
     }
 }
 
@@ -138,17 +115,28 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let bytes = open(&args.file)?;
     let archive = parse(&args.file, &bytes)?;
     let manifest = archive.manifest();
-    let (kind, target) = kind_and_target(manifest);
     let report = Report {
         file: args.file.display().to_string(),
         size: bytes.len() as u64,
-        kind,
+        kind: kind(manifest).to_string(),
         pyferry_version: manifest.pyferry_version.clone(),
         format_version: manifest.format_version,
         python_version: manifest.python_version.clone(),
         build_id: manifest.build_id.clone(),
-        target,
         tags: manifest.tags.clone(),
+        platform: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.requested.clone())
+            .unwrap_or_default(),
+        glibc_floor: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.glibc.clone()),
+        glibc_floor_set_by: manifest
+            .glibc_floor
+            .as_ref()
+            .map(|floor| floor.set_by.clone()),
         entry_point: manifest.entry_point.to_string(),
         scripts: manifest
             .scripts
@@ -175,7 +163,31 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     println!("python:        {}", report.python_version);
     println!("build id:      {}", report.build_id);
-    println!("target:        {}", report.target);
+    // An executable is x86_64 (the only runtime built); a pyz's architecture is its tag's.
+    let architecture = match &report.tags {
+        Some(tags) => tags
+            .platform
+            .rsplit_once("_2_")
+            .and_then(|(_, rest)| rest.split_once('_'))
+            .map_or("", |(_, architecture)| architecture),
+        None => "x86_64",
+    };
+    if let Some(tags) = &report.tags {
+        println!(
+            "run by:        the host's python{} ({})",
+            report.python_version, tags.interpreter
+        );
+    }
+    match (&report.glibc_floor, &report.glibc_floor_set_by) {
+        (Some(glibc), Some(set_by)) => println!(
+            "runs on:       Linux {architecture} with glibc {glibc} or newer (set by {set_by})"
+        ),
+        _ if report.tags.is_some() => println!("runs on:       any platform (no native code)"),
+        _ => println!("runs on:       Linux x86_64 (glibc floor not recorded)"),
+    }
+    if !report.platform.is_empty() {
+        println!("wheels for:    {}", report.platform);
+    }
     if let Some(tags) = &report.tags {
         println!("tags:          {}", tags.joined());
     }

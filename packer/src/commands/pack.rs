@@ -18,7 +18,7 @@ use crate::inputs::{self, Input};
 use crate::libraries;
 use crate::resolve::{self, IndexOptions};
 use crate::runtime::Runtime;
-use crate::target::{Platform, PythonVersion, RequestedPython, Target};
+use crate::target::{PythonVersion, RequestedPython, Target};
 use crate::tree::{self, TreeFile};
 use crate::wheel::{self, Installed};
 
@@ -192,12 +192,13 @@ fn gather(args: &PackArgs, target: &Target, exclude: &[PathBuf]) -> Result<Gathe
                 find_links: args.find_links.clone(),
                 no_index: args.no_index,
                 no_deps: args.no_deps,
+                target: *target,
             };
             let _step = crate::progress::Step::start(format!(
                 "resolving and downloading for {}",
                 target.describe()
             ));
-            resolve::download(&arguments, &options, args.resolver, target, &download_dir)?
+            resolve::download(&arguments, &options, args.resolver, &download_dir)?
         };
     let _step = crate::progress::Step::start(format!("installing {} wheels", wheel_paths.len()));
     let mut installed = Vec::new();
@@ -402,19 +403,21 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
             bail!("`--python {python}`: an executable carries pyferry's own CPython {}; hint: `--format pyz` builds for the host's Python {python}", PythonVersion::EMBEDDED);
         }
     }
-    for (given, flag) in [
-        (args.platform.is_some(), "--platform"),
-        (args.shebang.is_some(), "--shebang"),
-    ] {
-        if given {
-            bail!("`{flag}` is for `--format pyz`; an executable's target is fixed by its launcher ({})", Target::executable().describe());
-        }
+    if args.shebang.is_some() {
+        bail!("`--shebang` is for `--format pyz`: an executable starts itself");
+    }
+    if args.python_platform.architecture != "x86_64" {
+        bail!(
+            "`--python-platform {}`: only x86_64 runtimes are built so far ({} is not); hint: `--format pyz` builds for the host's Python on any architecture",
+            args.python_platform,
+            args.python_platform.architecture
+        );
     }
     let Some(output) = &args.output else {
         bail!("no output: name the executable to write with `-o FILE`");
     };
     assemble::check_output(output)?;
-    let target = Target::executable();
+    let target = Target::executable(args.python_platform);
     let gathered = gather(args, &target, std::slice::from_ref(output))?;
     let output_name = output
         .file_name()
@@ -522,6 +525,19 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
     let mut load_plans = runtime_archive.manifest().load_plans.clone();
     load_plans.extend(libraries::load_plans(&objects));
     let distributions = distributions_of(files);
+    let mut floor = crate::glibc_floor::FloorBuilder::default();
+    floor.add_launcher(runtime.launcher_bytes()?);
+    floor.add_recorded(runtime_archive.manifest().glibc_floor.as_ref());
+    floor.add_objects(&objects);
+    floor.add_wheel_tags(files);
+    let glibc_floor = floor.finish(Some(&args.python_platform));
+    if let Some(floor) = &glibc_floor {
+        tracing::info!(
+            "the application needs glibc {} or newer (set by {})",
+            floor.glibc,
+            floor.set_by
+        );
+    }
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::App,
@@ -537,6 +553,7 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
         extract: extract.keys().cloned().collect(),
         needed_names: Default::default(),
         tags: None,
+        glibc_floor,
     };
     let extension_count = objects
         .keys()
@@ -657,13 +674,9 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         bail!("`--inherit-python-env` is for executables: a pyz runs on the host's Python, which reads its environment as it always does");
     }
     let requested = RequestedPython::parse(args.python.as_deref().unwrap_or("3.11"))?;
-    let platform = match &args.platform {
-        Some(tag) => Platform::parse(tag)?,
-        None => Platform::host(),
-    };
     let target = Target {
         python: requested.version,
-        platform,
+        platform: args.python_platform,
     };
     let shebang = crate::pyz::shebang(args.shebang.as_deref(), &target)?;
     let destination = crate::pyz::Destination::from_output(args.output.as_deref())?;
@@ -723,11 +736,22 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         tracing::warn!("`{package}` may need real files ({reason}); a pyz holds it only in the archive, where `open()` on a path below `__file__` finds nothing");
     }
     let load_plans = crate::pyz::worthwhile_plans(libraries::load_plans(&objects));
-    let platform_tag = crate::pyz::needed_platform(files, &objects, &target)?;
+    crate::pyz::check_architecture(&objects, &target)?;
+    let mut floor = crate::glibc_floor::FloorBuilder::default();
+    floor.add_objects(&objects);
+    floor.add_wheel_tags(files);
+    let glibc_floor = floor.finish(Some(&target.platform));
+    let platform_tag = crate::pyz::platform_tag(&objects, glibc_floor.as_ref(), &target);
+    if let Some(floor) = &glibc_floor {
+        tracing::info!(
+            "the pyz needs glibc {} or newer (set by {})",
+            floor.glibc,
+            floor.set_by
+        );
+    }
     let tags = pyferry_payload::Tags {
         interpreter: target.python.tag(),
         platform: platform_tag.clone(),
-        resolved_for: Some(target.platform.tag()),
     };
     let output = destination.path(&application_name(args, &gathered), &tags);
 
@@ -831,6 +855,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         extract: Vec::new(),
         needed_names,
         tags: Some(tags),
+        glibc_floor,
     };
     let step = crate::progress::Step::start(format!("writing {}", output.display()));
     let size =

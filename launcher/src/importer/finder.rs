@@ -14,10 +14,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
-use crate::bytecode;
-use crate::context::ArchiveContext;
-use crate::modules::{self, FoundModule};
-use crate::resources::ArchiveResourceReader;
+use crate::executable::context::ArchiveContext;
+use crate::importer::bytecode;
+use crate::importer::modules::{self, FoundModule};
+use crate::importer::resources::ArchiveResourceReader;
 
 /// The importable name of the application's `__main__.py`. Its `__spec__.name` is this, not
 /// `__main__`, so that `multiprocessing`'s spawn and forkserver children re-import it (as
@@ -192,7 +192,8 @@ impl ArchiveImporter {
         };
         let loader: Bound<'py, PyAny> = match found {
             FoundModule::Extension { .. } => {
-                crate::extension::ExtensionLoader::for_context(py, context)?.into_any()
+                crate::importer::extension_loader::ExtensionLoader::for_context(py, context)?
+                    .into_any()
             }
             _ => slf.clone().into_any(),
         };
@@ -233,12 +234,12 @@ impl ArchiveImporter {
     fn extracted_spec<'py>(slf: &Bound<'py, Self>, fullname: &str) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let context = slf.get().context;
-        let directory = crate::extract::materialize(context, fullname).map_err(|error| {
+        let directory = crate::importer::extract::materialize(context, fullname).map_err(|error| {
             import_error(
                 py,
                 format!(
                     "cannot import `{fullname}`: it needs real files and cannot be extracted ({error}); hint: set {} to a private writable directory",
-                    crate::extract::CACHE_DIR_VARIABLE
+                    crate::importer::extract::CACHE_DIR_VARIABLE
                 ),
                 fullname,
                 &context.root,
@@ -313,7 +314,7 @@ impl ArchiveImporter {
             None | Some(FoundModule::Namespace { .. }) => Ok(None),
             Some(found) => {
                 if !fullname.contains('.') && found.package_dir().is_some() {
-                    crate::extension::prefetch_package(this.context, fullname);
+                    crate::native::prefetch::prefetch_package(this.context, fullname);
                 }
                 Self::spec_for(slf, fullname, &found)
             }
@@ -348,7 +349,7 @@ impl ArchiveImporter {
         let exec = cached(py, &BUILTINS_EXEC, "builtins", "exec")?;
         exec.call1((code, module.getattr("__dict__")?))?;
         if name == "linecache" {
-            crate::linecache::extend(module, self.context)?;
+            crate::importer::linecache::extend(module, self.context)?;
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use std::ptr;
 use pyo3::ffi;
 use pyo3::Python;
 
-use crate::command_line::LaunchMode;
 use crate::environment::InitMode;
+use crate::interpreter::command_line::LaunchMode;
 
 extern "C" {
     /// Finishes a start-up begun with `PyConfig._init_main = 0`. Private API of CPython 3.8 to
@@ -87,7 +87,9 @@ fn c_string(bytes: &[u8], argument: usize) -> Result<CString, InitError> {
 
 /// Pre-initializes the runtime: isolated, and UTF-8 mode so that stdio and file names are UTF-8
 /// whatever the host's locale (an isolated pre-config would otherwise pick ASCII under `C`).
-pub fn pre_initialize(inherit_python_env: bool) -> Result<(), InitError> {
+/// In interpreter mode python's command line is parsed here too, for the options that act
+/// before the configuration (`-X dev`, `-X utf8`, `-I`, `-E`).
+pub fn pre_initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
     let mut preconfig = std::mem::MaybeUninit::<ffi::PyPreConfig>::uninit();
     // SAFETY: `PyPreConfig_InitIsolatedConfig` fully initializes the struct it is pointed at.
     let mut preconfig = unsafe {
@@ -95,13 +97,37 @@ pub fn pre_initialize(inherit_python_env: bool) -> Result<(), InitError> {
         preconfig.assume_init()
     };
     preconfig.utf8_mode = 1;
-    if inherit_python_env {
+    if settings.inherit_python_env {
         preconfig.isolated = 0;
         preconfig.use_environment = 1;
     }
-    // SAFETY: the pre-config was initialized above; pre-initialization happens once, before
-    // any other Python API call.
-    status_result(unsafe { ffi::Py_PreInitialize(&preconfig) })
+    if settings.launch != LaunchMode::Interpreter {
+        // SAFETY: the pre-config was initialized above; pre-initialization happens once,
+        // before any other Python API call.
+        return status_result(unsafe { ffi::Py_PreInitialize(&preconfig) });
+    }
+    preconfig.parse_argv = 1;
+    // Unset, so that `-X dev` decides (the isolated pre-config says 0).
+    preconfig.dev_mode = -1;
+    let arguments = settings
+        .argv
+        .iter()
+        .enumerate()
+        .map(|(index, argument)| c_string(argument.as_bytes(), index))
+        .collect::<Result<Vec<CString>, InitError>>()?;
+    let mut pointers: Vec<*mut c_char> = arguments
+        .iter()
+        .map(|argument| argument.as_ptr().cast_mut())
+        .collect();
+    // SAFETY: as above; `pointers` holds `argc` valid C strings that outlive the call, and
+    // CPython only reads them (it copies what it keeps).
+    status_result(unsafe {
+        ffi::Py_PreInitializeFromBytesArgs(
+            &preconfig,
+            pointers.len() as ffi::Py_ssize_t,
+            pointers.as_mut_ptr(),
+        )
+    })
 }
 
 /// Owns a `PyConfig` and clears it on every path out.
@@ -183,6 +209,8 @@ pub fn initialize(settings: &InterpreterSettings<'_>) -> Result<(), InitError> {
         fields.isolated = 0;
         fields.safe_path = 0;
         fields.site_import = 1;
+        // Unset, so that `-X dev` (read by the pre-configuration) turns it on.
+        fields.dev_mode = -1;
     }
 
     let executable = c_string(settings.executable.as_os_str().as_bytes(), 0)?;

@@ -18,7 +18,7 @@ extern "C" {
 /// `/dev/fd/N` path, so libraries need no `fdescfs`.
 #[cfg(target_os = "freebsd")]
 pub fn open_library(path: &str) -> Result<(), String> {
-    let fd = crate::memfd::descriptor_of(path)?;
+    let fd = crate::native::memfd::descriptor_of(path)?;
     // SAFETY: `fd` is an open memory file this process never closes; the handle is leaked on
     // purpose, as on Linux.
     let handle = unsafe { fdlopen(fd, libc::RTLD_NOW | libc::RTLD_LOCAL) };

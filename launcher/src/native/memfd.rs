@@ -92,7 +92,14 @@ pub struct MemoryFileError {
 fn memfd(name: &str, flags: libc::c_uint) -> std::io::Result<File> {
     let name = CString::new(name.replace('\0', "_")).unwrap_or_default();
     // SAFETY: `name` is a valid C string for the duration of the call; the returned descriptor
-    // (checked below) is owned by nobody else.
+    // (checked below) is owned by nobody else. On Linux through `syscall`: glibc's
+    // `memfd_create` wrapper only exists since 2.27, and the launcher runs on 2.17.
+    #[cfg(target_os = "linux")]
+    let fd = unsafe {
+        libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) as std::os::fd::RawFd
+    };
+    // SAFETY: as above.
+    #[cfg(not(target_os = "linux"))]
     let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());

@@ -7,7 +7,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::context::ArchiveContext;
+use crate::executable::context::ArchiveContext;
 use pyferry_payload::EntryKind;
 
 /// `importlib.resources.abc.TraversableResources` for one package directory.

@@ -16,7 +16,7 @@
 
 use pyferry_payload::is_shared_object;
 
-use crate::context::ArchiveContext;
+use crate::executable::context::ArchiveContext;
 
 /// Descriptors beyond the shared objects: the standard streams, the executable, and room for
 /// Python and the app's first files.

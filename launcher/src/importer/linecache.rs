@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::context::ArchiveContext;
+use crate::executable::context::ArchiveContext;
 
 static ORIGINAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static CONTEXT: std::sync::OnceLock<&'static ArchiveContext> = std::sync::OnceLock::new();

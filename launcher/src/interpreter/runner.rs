@@ -7,7 +7,7 @@ use pyo3::types::PyDict;
 
 use pyferry_payload::EntryPoint;
 
-use crate::finder::ArchiveImporter;
+use crate::importer::finder::ArchiveImporter;
 
 /// How the application ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ fn run_module_as_main(
         let spec = if name == "__main__" {
             // `importlib.util.find_spec("__main__")` would return the running `__main__`; the
             // file is found under its alias instead (see `MAIN_ALIAS`).
-            importer.call_method1("find_spec", (crate::finder::MAIN_ALIAS,))?
+            importer.call_method1("find_spec", (crate::importer::finder::MAIN_ALIAS,))?
         } else {
             py.import("importlib.util")?
                 .getattr("find_spec")?

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::context::ArchiveContext;
+use crate::executable::context::ArchiveContext;
 
 /// Overrides the cache directory.
 pub const CACHE_DIR_VARIABLE: &str = "PYFERRY_CACHE_DIR";
@@ -82,16 +82,31 @@ fn check_private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The archive files of `package`: its own directory and its vendored `package.libs/`.
+/// The archive files of `package`: its own directory, its vendored `package.libs/`, and every
+/// library of the archive that its shared objects need (directly or not) wherever it lies:
+/// wheels vendor under the distribution's name (`scikit_learn.libs/` for `sklearn`), and the
+/// extracted objects find those through their `$ORIGIN`-relative run paths, so they keep their
+/// archive paths.
 fn package_files<'a>(context: &'a ArchiveContext, package: &str) -> Vec<&'a str> {
     let own = format!("{package}/");
     let libs = format!("{package}.libs/");
-    context
-        .archive
-        .index()
+    let index = context.archive.index();
+    let mut files: std::collections::BTreeSet<&'a str> = index
         .names()
         .filter(|name| name.starts_with(&own) || name.starts_with(&libs))
-        .collect()
+        .collect();
+    let needs = &context.archive.manifest().shared_libraries;
+    let mut pending: Vec<&str> = files.iter().copied().collect();
+    while let Some(name) = pending.pop() {
+        for library in needs.get(name).into_iter().flatten() {
+            if let Some(stored) = index.names().find(|stored| stored == library) {
+                if files.insert(stored) {
+                    pending.push(stored);
+                }
+            }
+        }
+    }
+    files.into_iter().collect()
 }
 
 /// A hash naming this exact content: file names, sizes and SHA-256 of the contents' RECORD
@@ -199,7 +214,7 @@ pub fn materialize(context: &ArchiveContext, package: &str) -> Result<PathBuf, S
     }
     #[cfg(target_os = "linux")]
     if files.iter().any(|name| name.contains(".so"))
-        && crate::memfd::mount_is_noexec(&root).unwrap_or(false)
+        && crate::native::memfd::mount_is_noexec(&root).unwrap_or(false)
     {
         return Err(format!(
             "`{}` is on a noexec mount, where its shared libraries cannot be loaded",

@@ -1,19 +1,26 @@
 //! Which mode a start is: the application (the default), or the embedded interpreter with
 //! python's own command line.
 //!
-//! The application owns its command line, so interpreter mode is chosen only where no app
-//! arguments can be mistaken for it:
-//! - `PYFERRY_PYTHON=1` in the environment (inherited by child processes, so
-//!   `subprocess.run([sys.executable, "-c", ...])` from interpreter mode is python again);
+//! The application owns its command line, so interpreter mode is chosen only where no person's
+//! arguments for the application can be mistaken for it, in this order:
+//! - `PYFERRY_PYTHON=1` in the environment: the interpreter; `PYFERRY_PYTHON=0`: the
+//!   application, whatever follows;
 //! - the executable started under the name `python`, `python3` or `python3.11` (a symlink);
 //! - the command lines that `multiprocessing` gives its helper processes: python options, then
 //!   `-c` and code starting with `from multiprocessing.` (spawn children, the forkserver and the
-//!   resource tracker), which no application's own arguments look like.
-
+//!   resource tracker), which no application's own arguments look like;
+//! - a python command line (`-c CODE`, `-m MODULE`, `-`, a `.py` script, after python's
+//!   options) from a process that **this same application started**, directly, through a shell
+//!   or through its own python children: the application's `sys.executable` is the
+//!   application, and libraries start "python" that way (joblib's loky workers, `pip`, test
+//!   runners). The launcher leaves a marker in its children's environment (`lineage.rs`); when
+//!   a child's environment was replaced, the process tree is looked up instead. A person who
+//!   types `./myapp -m x` or `./myapp t.py` has neither, and gets the application.
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::environment;
+use super::lineage::{self, Lineage};
+use crate::environment::{self, PythonModeRequest};
 
 /// How this start runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +59,12 @@ fn is_multiprocessing_child(arguments: &[OsString]) -> bool {
     false
 }
 
-/// Decides the mode from the command line and the environment.
-pub fn launch_mode(argv: &[OsString]) -> LaunchMode {
-    if environment::python_mode_requested() {
-        return LaunchMode::Interpreter;
+/// Decides the mode from the command line, the environment and the lineage of this start.
+pub fn launch_mode(argv: &[OsString], lineage: &Lineage) -> LaunchMode {
+    match environment::python_mode_request() {
+        PythonModeRequest::Interpreter => return LaunchMode::Interpreter,
+        PythonModeRequest::Application => return LaunchMode::App,
+        PythonModeRequest::Decide => {}
     }
     let name = argv
         .first()
@@ -65,7 +74,13 @@ pub fn launch_mode(argv: &[OsString]) -> LaunchMode {
     if PYTHON_NAMES.contains(&name.as_str()) {
         return LaunchMode::Interpreter;
     }
-    if argv.len() > 1 && is_multiprocessing_child(&argv[1..]) {
+    let arguments = argv.get(1..).unwrap_or_default();
+    if is_multiprocessing_child(arguments) {
+        return LaunchMode::Interpreter;
+    }
+    if lineage::is_python_command_line(arguments)
+        && (lineage.started_by_this_application() || lineage::started_by_same_executable())
+    {
         return LaunchMode::Interpreter;
     }
     LaunchMode::App
@@ -77,6 +92,10 @@ mod tests {
 
     fn argv(arguments: &[&str]) -> Vec<OsString> {
         arguments.iter().map(OsString::from).collect()
+    }
+
+    fn launch_mode(argv: &[OsString]) -> LaunchMode {
+        super::launch_mode(argv, &Lineage::from_environment("0123456789abcdef"))
     }
 
     #[test]
