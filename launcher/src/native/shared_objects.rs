@@ -6,7 +6,8 @@
 //! nothing is done twice. A library is loaded dependencies first (`DT_NEEDED` as the packer
 //! recorded it in the manifest) and its read-only pages are then mapped from the executable
 //! (`page_sharing.rs`). No Python here: the importer's `ExtensionLoader` calls
-//! [`prepare_extension`] and hands the memory file to CPython.
+//! [`prepare`] and hands the memory file to CPython; the archive filesystem's `dlopen` calls
+//! [`open_for_dlopen`].
 
 use std::collections::HashMap;
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
@@ -84,6 +85,14 @@ impl Registry {
                     return Claim::Mine { in_memory: None };
                 }
             }
+        }
+    }
+
+    /// The memory file of `name`, when it is in memory or loaded.
+    fn known_path(&self, name: &str) -> Option<String> {
+        match self.lock().get(name) {
+            Some(Slot::InMemory(path) | Slot::Loaded(path)) => Some(path.clone()),
+            _ => None,
         }
     }
 
@@ -381,22 +390,24 @@ fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String>
     Ok(())
 }
 
-/// Puts extension module `name` (an archive path) in a memory file, then loads the libraries it
-/// needs, dependencies first; returns the memory file's path (`/proc/self/fd/N`). The extension's
-/// own copy comes first: a prefetch thread may be busy with its libraries meanwhile.
-pub fn prepare_extension(context: &ArchiveContext, name: &str) -> Result<String, String> {
+/// Puts shared object `name` (an archive path: an extension module, or a library loaded by
+/// path) in a memory file, then loads the libraries it needs, dependencies first; returns the
+/// memory file's path (`/proc/self/fd/N`). The object's own copy comes first: a prefetch thread
+/// may be busy with its libraries meanwhile.
+pub fn prepare(context: &ArchiveContext, name: &str) -> Result<String, String> {
     let path = memory_path(context, name, CopyThreads::Two)?;
     load_dependencies(context, name)?;
     Ok(path)
 }
 
-/// Loads extension module `name` from its memory file at `path` with CPython's `dlopen` flags,
-/// just before CPython does (its own `dlopen` then finds it loaded), so that its read-only pages
-/// are mapped from the executable before anything forks. A failure to load is left for CPython
-/// to report (the memory file is whole again by then); the error returned is an object loaded
-/// but not completed, which CPython would find half-done.
+/// Loads shared object `name` from its memory file at `path` with the `dlopen` flags of whoever
+/// loads it next (CPython for an extension module), just before it does (its own `dlopen` then
+/// finds it loaded), so that its read-only pages are mapped from the executable before anything
+/// forks. A failure to load is left for that `dlopen` to report (the memory file is whole again
+/// by then); the error returned is an object loaded but not completed, which it would find
+/// half-done.
 #[cfg(target_os = "linux")]
-pub fn load_extension_early(
+pub fn load_early(
     context: &ArchiveContext,
     name: &str,
     path: &str,
@@ -409,4 +420,26 @@ pub fn load_extension_early(
         Err(error) if crate::native::page_sharing::load_bias(path).is_some() => Err(error),
         _ => Ok(()),
     }
+}
+
+/// For a `dlopen` of archive file `name` by its path (`ctypes.CDLL`, `cffi`): the path of the
+/// memory file that `dlopen` should open instead, with the object's libraries loaded and the
+/// object itself loaded early ([`load_early`]). With `RTLD_NOLOAD`, only an object already in
+/// memory.
+pub fn open_for_dlopen(
+    context: &ArchiveContext,
+    name: &str,
+    flags: libc::c_int,
+) -> Result<String, String> {
+    if flags & libc::RTLD_NOLOAD != 0 {
+        return REGISTRY
+            .known_path(name)
+            .ok_or_else(|| format!("`{name}` is not loaded"));
+    }
+    let path = prepare(context, name)?;
+    #[cfg(target_os = "linux")]
+    if crate::native::page_sharing::enabled() {
+        load_early(context, name, &path, flags)?;
+    }
+    Ok(path)
 }
