@@ -92,9 +92,10 @@ pub struct PackArgs {
     #[arg(long)]
     pub no_deps: bool,
 
-    /// Serve PACKAGE from real files, extracted once into a private cache at its first import
-    /// (for code that opens files next to `__file__` or loads a library by path). Packages
-    /// that need it are found automatically where possible. Repeatable.
+    /// Serve PACKAGE from real files, extracted once into a private cache at its first import:
+    /// for a program it runs with `subprocess`, or a library that makes its own system calls
+    /// (files read by path, and libraries loaded by path, need nothing: they are served from
+    /// the archive). The packer names the programs packages ship. Repeatable.
     #[arg(long = "extract", value_name = "PACKAGE")]
     pub extract: Vec<String>,
 

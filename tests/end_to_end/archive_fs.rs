@@ -752,8 +752,9 @@ fn sqlite_reads_a_database_inside_the_archive() {
     );
 }
 
-/// A plain C library (32-bit file offsets: `stat`, `open`, `readdir`, not their `64` forms),
-/// loaded by its path inside the archive with `ctypes`: `dlopen` loads it from memory.
+/// A plain C library (32-bit file offsets: `stat`, `open`, `readdir`, not their `64` forms)
+/// shipped inside a package and loaded by its path with `ctypes`: `dlopen` loads it from memory,
+/// and the package is not extracted.
 const PLAIN_LIBRARY: &str = r#"
 #include <dirent.h>
 #include <fcntl.h>
@@ -790,15 +791,15 @@ fn ctypes_loads_a_library_inside_the_archive_from_memory() {
     let mut files = DATA.to_vec();
     files.push((
         "__main__.py",
-        "import ctypes, os, sys, pkg\npath = sys.executable + '/pkg.libs/libplain.so'\nlibrary = ctypes.CDLL(path)\nout = ctypes.create_string_buffer(200)\nlibrary.plain_probe(os.path.join(os.path.dirname(pkg.__file__), 'data').encode(), out, 200)\nprint(out.value.decode())\nmaps = open('/proc/self/maps').read()\nprint('mapped from memory', path not in maps and 'libplain.so' in maps)\nprint('again', ctypes.CDLL(path)._handle == library._handle)\n",
+        "import ctypes, os, sys, pkg\npath = os.path.join(os.path.dirname(pkg.__file__), 'lib', 'libplain.so')\nlibrary = ctypes.CDLL(path)\nout = ctypes.create_string_buffer(200)\nlibrary.plain_probe(os.path.join(os.path.dirname(pkg.__file__), 'data').encode(), out, 200)\nprint(out.value.decode())\nmaps = open('/proc/self/maps').read()\nprint('mapped from memory', path not in maps and 'libplain.so' in maps)\nprint('again', ctypes.CDLL(path)._handle == library._handle)\n",
     ));
     write_tree(&app, &files);
     let build = scratch.path("build");
     write_tree(&build, &[("plain.c", PLAIN_LIBRARY)]);
-    std::fs::create_dir_all(app.join("pkg.libs")).expect("mkdir");
+    std::fs::create_dir_all(app.join("pkg/lib")).expect("mkdir");
     let compiled = run(Command::new("gcc")
         .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(app.join("pkg.libs/libplain.so"))
+        .arg(app.join("pkg/lib/libplain.so"))
         .arg("plain.c")
         .current_dir(&build));
     assert_eq!(compiled.code, Some(0), "{compiled:#?}");

@@ -67,6 +67,7 @@ with (files / "zoneinfo" / "UTC").open("rb") as handle:
 show("resources.read_binary", resources.read_binary("tzdata.zoneinfo", "UTC")[:4])
 with resources.as_file(files / "zoneinfo" / "UTC") as real_path:
     show("as_file real", open(real_path, "rb").read(4))
+    show("as_file in place", str(real_path) == exe + "/tzdata/zoneinfo/UTC")
 tz = zoneinfo.ZoneInfo.no_cache("Europe/Paris")
 show("zoneinfo", tz.key)
 
@@ -112,13 +113,14 @@ fn importer_serves_real_wheels() {
         "top-level modules: ['certifi', 'json', 'pyflakes', 'tzdata']",
         "path hook finder: ArchivePathFinder",
         "get_data: True",
-        "files type: ArchivePath",
+        "files type: PosixPath",
         "read_bytes: b'TZif'",
         "is_file/is_dir: (True, True, False)",
         "iterdir has Europe: True",
         "open rb: b'TZif'",
         "resources.read_binary: b'TZif'",
         "as_file real: b'TZif'",
+        "as_file in place: True",
         "zoneinfo: Europe/Paris",
         "version: 3.2.0",
         "entry point: [('pyflakes', 'pyflakes.api:main')]",

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use pyferry_tests::{
-    is_root, pack, pip_install, pyferry_command, run, workspace_root, write_tree, Finished, Scratch,
+    is_root, pack, pip_install, pyferry_command, run, run_on_a_read_only_root, workspace_root,
+    write_tree, Finished, Scratch,
 };
 
 use crate::chroot::{glibc_root, run_in_root};
@@ -281,52 +282,16 @@ fn no_way_to_load_gives_an_import_error_naming_each_attempt() {
 
 #[test]
 fn nothing_is_written_with_noexec_tmp_no_home_and_a_read_only_root() {
-    if !is_root() {
-        eprintln!("skipped: needs root for a mount namespace");
+    let Some((finished, writes)) = run_on_a_read_only_root(natives_app(), &["numpy", "stdlib"])
+    else {
         return;
-    }
-    if run(Command::new("strace").arg("-V")).code != Some(0) {
-        panic!("strace is missing (.ci/run installs it)");
-    }
-    // The app is reached through a bind mount on /mnt: its own directory may lie under /tmp,
-    // which the test covers with an empty noexec tmpfs.
-    let app = natives_app();
-    assert!(
-        Path::new("/mnt").is_dir(),
-        "the test mounts the app's directory on /mnt"
-    );
-    let script = format!(
-        "mount --make-rprivate / && mount --bind {dir} /mnt && mount -t tmpfs -o noexec tmpfs /tmp && mount -o remount,bind,ro / && \
-         exec strace -f -qq -e trace=openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat \
-         env -u HOME -u LD_LIBRARY_PATH /mnt/{name} numpy stdlib",
-        dir = app.parent().expect("parent").display(),
-        name = app.file_name().expect("name").to_string_lossy(),
-    );
-    let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
+    };
     assert_eq!(finished.code, Some(0), "{finished:#?}");
     assert!(
         finished.stdout.starts_with("det 10.0\n"),
         "{}",
         finished.stdout
     );
-    let writes: Vec<&str> = finished
-        .stderr
-        .lines()
-        .filter(|line| {
-            let creates = line.contains("O_CREAT")
-                || line.contains("O_WRONLY")
-                || line.contains("O_RDWR")
-                || line.contains("O_TMPFILE");
-            let other = [
-                "mkdir", "rename", "link(", "linkat", "symlink", "unlink", "creat(",
-            ]
-            .iter()
-            .any(|call| line.contains(call));
-            // Re-opening one of our own memory files through /proc/self/fd is not the disk.
-            let ours = line.contains("\"/dev/") || line.contains("\"/proc/self/fd/");
-            (creates && !ours) || other
-        })
-        .collect();
     assert!(
         writes.is_empty(),
         "the run wrote to disk:\n{}",

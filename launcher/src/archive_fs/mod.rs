@@ -71,6 +71,11 @@ fn filesystem() -> Option<&'static ArchiveFs> {
     FILESYSTEM.get()
 }
 
+/// Whether archive paths are served in this process.
+pub fn serving() -> bool {
+    filesystem().is_some()
+}
+
 /// Starts serving archive paths. Looks up glibc's definitions first in any case (they are the
 /// pass-through of every interposed call), so that none is looked up later in a child process
 /// between `fork` and `exec`. `enabled` false (`PYFERRY_ARCHIVE_FS=0`) leaves every path to the

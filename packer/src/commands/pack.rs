@@ -440,17 +440,15 @@ pub fn pack(args: &PackArgs) -> Result<()> {
     }
 
     let graph = libraries::library_graph(&objects);
-    let needed_by_others: BTreeSet<String> =
-        graph.dependencies.values().flatten().cloned().collect();
-    let extract = crate::extraction::packages_needing_files(
-        files,
-        &objects,
-        &needed_by_others,
-        &args.extract,
-    );
+    let extract = crate::extraction::packages_to_extract(&args.extract);
     for (package, reason) in &extract {
         tracing::info!(
             "`{package}` will be served from real files, extracted once at run time: {reason}"
+        );
+    }
+    for (package, program) in crate::extraction::bundled_programs(files, &args.extract) {
+        tracing::info!(
+            "`{program}` is a program: a program run with `subprocess` needs a real file; hint: if the application runs it, pack with `--extract {package}`"
         );
     }
     if let Some((object, library)) = graph.linked_to_libpython.first() {
