@@ -164,3 +164,29 @@ fn traceback_inside_a_wheel_shows_its_source_line() {
         finished.stderr
     );
 }
+
+/// A top-level import follows `sys.path`'s order: an archive directory put before the archive
+/// root shadows the root, as OpenCV's loader needs (it puts `cv2/` first to import its binary
+/// `cv2` instead of itself, and looped before), and a real directory put first shadows the
+/// archive, as for `python`.
+#[test]
+fn top_level_imports_follow_the_order_of_sys_path() {
+    let scratch = Scratch::new();
+    let real = scratch.path("real");
+    write_tree(&real, &[("shadow.py", "WHERE = 'real directory'\n")]);
+    let exe = scratch.packed_app(
+        &[
+            ("__main__.py", "import sys\nsys.path.insert(0, sys.executable + '/pkg/inner')\nimport helper\nprint(helper.WHERE)\nsys.path.insert(0, sys.argv[1])\nimport shadow\nprint(shadow.WHERE)\nimport json\nprint('after a real directory', json.__file__.startswith(sys.executable))\n"),
+            ("helper.py", "WHERE = 'archive root'\n"),
+            ("shadow.py", "WHERE = 'archive root'\n"),
+            ("pkg/__init__.py", ""),
+            ("pkg/inner/helper.py", "WHERE = 'pkg/inner'\n"),
+        ],
+        &[],
+    );
+    let finished = run(Command::new(&exe).arg(&real)).success();
+    assert_eq!(
+        finished.stdout,
+        "pkg/inner\nreal directory\nafter a real directory True\n"
+    );
+}
