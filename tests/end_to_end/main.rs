@@ -13,4 +13,5 @@ mod load;
 mod native;
 mod packer;
 mod python_parity;
+mod read_by_path;
 mod real_files;

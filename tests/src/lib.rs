@@ -299,9 +299,9 @@ pub fn is_root() -> bool {
 
 /// Runs `exe ARGS` as root in a mount namespace where the root file system is read-only, `/tmp`
 /// an empty `noexec` tmpfs and `HOME` unset, under `strace -f`; returns how it ended and the
-/// system calls that created, wrote or removed a file or directory (re-opening the process's
-/// own memory files through `/proc/self/fd` and opening `/dev/*` do not count). `None`, with a
-/// note, when not root.
+/// system calls that created, wrote or removed a file or directory (calls that failed,
+/// re-opening the process's own memory files through `/proc/self/fd` and opening `/dev/*` do
+/// not count). `None`, with a note, when not root.
 pub fn run_on_a_read_only_root(exe: &Path, args: &[&str]) -> Option<(Finished, Vec<String>)> {
     if !is_root() {
         eprintln!("skipped: needs root for a mount namespace");
@@ -341,7 +341,8 @@ pub fn run_on_a_read_only_root(exe: &Path, args: &[&str]) -> Option<(Finished, V
             .any(|call| line.contains(call));
             // Re-opening one of our own memory files through /proc/self/fd is not the disk.
             let ours = line.contains("\"/dev/") || line.contains("\"/proc/self/fd/");
-            (creates && !ours) || other
+            let failed = line.contains(") = -1 ");
+            ((creates && !ours) || other) && !failed
         })
         .map(str::to_string)
         .collect();
