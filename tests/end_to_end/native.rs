@@ -1,6 +1,6 @@
 //! Native extension modules and their shared libraries, loaded from memory: real wheels from the
-//! package index (numpy, orjson, pydantic, cryptography, markupsafe, PyYAML, Pillow, shapely, a
-//! mypyc and a pybind11 wheel), the standard library's own extensions, the forced fallbacks,
+//! package index (numpy, orjson, pydantic, cryptography, markupsafe, PyYAML, Pillow 10 and 13,
+//! shapely, a mypyc and a pybind11 wheel), the standard library's own extensions, the forced fallbacks,
 //! and what the packer says about libraries it cannot account for.
 
 use std::path::{Path, PathBuf};
@@ -615,5 +615,30 @@ fn huge_pages_opt_in_uses_a_private_tmpfs_or_falls_back() {
                 .contains("backing=memfd_create(MFD_NOEXEC_SEAL)"),
         "{}",
         finished.stderr
+    );
+}
+
+/// Pillow 13's `libfreetype` and `libharfbuzz` (in `pillow.libs/`) need each other: loaded by one
+/// `dlopen`, as the dynamic loader loads a cycle, so `PIL._imagingft` imports and draws text,
+/// laid out by raqm with harfbuzz (it failed with "library dependencies ... nest too deep (a
+/// cycle?)").
+#[test]
+fn pillow_13_libraries_that_need_each_other_load_together() {
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    pip_install(&app, &["pillow==13.0.0"]);
+    write_tree(
+        &app,
+        &[(
+            "__main__.py",
+            "from PIL import Image, ImageDraw, ImageFont, features\nfont = ImageFont.load_default(size=32)\nprint(type(font).__name__, features.version('freetype2'), features.check('raqm'))\nimage = Image.new('L', (200, 60))\nImageDraw.Draw(image).text((5, 5), 'pyferry', font=font, fill=255)\nleft, top, right, bottom = image.getbbox()\nprint('inked', right - left > 80, bottom - top > 20)\nmaps = open('/proc/self/maps').read()\nprint('from memory', all(name in maps and '/pillow.libs/' + name not in maps for name in ('libfreetype', 'libharfbuzz')))\n",
+        )],
+    );
+    let exe = pack(&app, &scratch.path("pillow13.bin"), &[]);
+    let finished = run(&mut Command::new(&exe));
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert_eq!(
+        finished.stdout,
+        "FreeTypeFont 2.14.3 True\ninked True True\nfrom memory True\n"
     );
 }

@@ -510,6 +510,14 @@ pub fn complete(
     Ok(())
 }
 
+/// Writes `bytes` at `offset` of memory file `fd`.
+pub fn write_at(fd: RawFd, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    // SAFETY: `fd` is a memory file this process keeps open for its whole life; the `File` is
+    // turned back into a bare descriptor without being closed.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+    std::os::unix::fs::FileExt::write_all_at(&*file, bytes, offset)
+}
+
 /// Makes a memory file holding `bytes` that are not stored in the file as-is (compressed).
 pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
