@@ -66,13 +66,15 @@ pub struct PackArgs {
     )]
     pub entry_point: Option<String>,
 
-    /// Run the console script NAME of the installed distributions (as `pip install` would put
-    /// on PATH).
+    /// Run the script NAME of the installed distributions (as `pip install` would put on PATH):
+    /// a console script, or a `#!python` script of a wheel's `*.data/scripts/`, run as
+    /// `__main__`.
     #[arg(short = 'c', long = "console-script", value_name = "NAME")]
     pub console_script: Option<String>,
 
-    /// Pack every console script of the listed requirements; the one to run is chosen by the
-    /// name the executable is started as (`ln -s myapp flake8 && ./flake8`).
+    /// Pack every script of the listed requirements (console scripts and `#!python` scripts);
+    /// the one to run is chosen by the name the executable is started as
+    /// (`ln -s myapp flake8 && ./flake8`).
     #[arg(long)]
     pub all_scripts: bool,
 

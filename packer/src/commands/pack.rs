@@ -223,12 +223,23 @@ fn gather(args: &PackArgs) -> Result<Gathered> {
     })
 }
 
-/// The console scripts of the installed distributions: name → (distribution, entry point).
+/// The scripts of the installed distributions: name → (distribution, entry point). Console
+/// scripts, and the Python scripts of `*.data/scripts/`, as the modules they were installed as
+/// (run as `__main__`); a console script wins over a script of the same name.
 fn console_scripts(
     installed: &[Installed],
     only: Option<&BTreeSet<String>>,
 ) -> BTreeMap<String, (String, String)> {
     let mut scripts = BTreeMap::new();
+    for distribution in installed {
+        let name = inputs::normalize(&distribution.name.distribution);
+        if only.is_some_and(|only| !only.contains(&name)) {
+            continue;
+        }
+        for (script, module) in &distribution.data_scripts {
+            scripts.insert(script.clone(), (name.clone(), module.clone()));
+        }
+    }
     for distribution in installed {
         let name = inputs::normalize(&distribution.name.distribution);
         if only.is_some_and(|only| !only.contains(&name)) {
