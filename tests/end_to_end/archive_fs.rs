@@ -289,6 +289,7 @@ extern int __xstat64(int, const char *, struct stat64 *);
 extern int __lxstat64(int, const char *, struct stat64 *);
 extern int __fxstat64(int, int, struct stat64 *);
 extern int __fxstatat64(int, int, const char *, struct stat64 *, int);
+extern int __xmknod(int, const char *, mode_t, dev_t *);
 
 static char out[8192];
 static size_t used;
@@ -373,6 +374,13 @@ static PyObject *probe(PyObject *self, PyObject *arg) {
     errno = 0;
     FILE *written = fopen(path, "w");
     say("fopen w %s %s\n", written ? "opened" : "null", strerrorname_np(errno));
+    char fifo[PATH_MAX];
+    dev_t device = 0;
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    result = __xmknod(0, fifo, S_IFIFO | 0644, &device);
+    say("__xmknod %d %s\n", result, strerrorname_np(errno));
+    result = mkfifo(fifo, 0644);
+    say("mkfifo %d %s\n", result, strerrorname_np(errno));
     return PyUnicode_FromString(out);
 }
 
@@ -401,6 +409,8 @@ const C_EXPECTED: &[&str] = &[
     "realpath 1",
     "access 0 -1 EROFS",
     "fopen w null EROFS",
+    "__xmknod -1 EROFS",
+    "mkfifo -1 EROFS",
 ];
 
 /// An extension module in C++: `std::ifstream` and `std::filesystem` on archive paths.

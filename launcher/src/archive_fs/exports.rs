@@ -1103,7 +1103,11 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: Path, mode: Mode) -> c_int 
 #[no_mangle]
 pub unsafe extern "C" fn mknod(path: Path, mode: Mode, device: libc::dev_t) -> c_int {
     // SAFETY: as for `mkdir`.
-    unsafe { creating(libc::AT_FDCWD, path, || real::mknod()(path, mode, device)) }
+    unsafe {
+        creating(libc::AT_FDCWD, path, || {
+            raw::mknodat(libc::AT_FDCWD, path, mode, device)
+        })
+    }
 }
 
 #[no_mangle]
@@ -1114,7 +1118,36 @@ pub unsafe extern "C" fn mknodat(
     device: libc::dev_t,
 ) -> c_int {
     // SAFETY: as for `mkdir`.
-    unsafe { creating(dirfd, path, || real::mknodat()(dirfd, path, mode, device)) }
+    unsafe { creating(dirfd, path, || raw::mknodat(dirfd, path, mode, device)) }
+}
+
+/// `mknod` as glibc's headers before 2.33 compile it (`_MKNOD_VER` 0 on x86_64).
+#[no_mangle]
+pub unsafe extern "C" fn __xmknod(
+    version: c_int,
+    path: Path,
+    mode: Mode,
+    device: *const libc::dev_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, as `__xmknodat(AT_FDCWD, ...)` takes them.
+    unsafe { __xmknodat(version, libc::AT_FDCWD, path, mode, device) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __xmknodat(
+    version: c_int,
+    dirfd: c_int,
+    path: Path,
+    mode: Mode,
+    device: *const libc::dev_t,
+) -> c_int {
+    if version != 0 || device.is_null() {
+        return Errno(libc::EINVAL).fail();
+    }
+    // SAFETY: `device` is non-null and points to the caller's `dev_t`.
+    let device = unsafe { device.read() };
+    // SAFETY: as for `mkdir`.
+    unsafe { creating(dirfd, path, || raw::mknodat(dirfd, path, mode, device)) }
 }
 
 #[no_mangle]

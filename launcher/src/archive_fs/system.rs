@@ -155,6 +155,19 @@ pub mod raw {
     }
 
     /// # Safety
+    /// `path` as for `mknodat(2)`. (glibc before 2.33 has no `mknod` function to look up: its
+    /// headers make it `__xmknod`.)
+    pub unsafe fn mknodat(
+        dirfd: c_int,
+        path: *const c_char,
+        mode: libc::mode_t,
+        device: libc::dev_t,
+    ) -> c_int {
+        // SAFETY: the caller passes what it would pass to glibc's `mknodat`.
+        unsafe { libc::syscall(libc::SYS_mknodat, dirfd, path, mode, device) as c_int }
+    }
+
+    /// # Safety
     /// `path` and `buffer` as for `statx(2)`.
     pub unsafe fn statx(
         dirfd: c_int,
@@ -293,8 +306,6 @@ real_functions! {
     lutimes: fn(Path, *const c_void) -> c_int;
     utimensat: fn(c_int, Path, *const c_void, c_int) -> c_int;
     futimesat: fn(c_int, Path, *const c_void) -> c_int;
-    mknod: fn(Path, Mode, libc::dev_t) -> c_int;
-    mknodat: fn(c_int, Path, Mode, libc::dev_t) -> c_int;
     mkfifo: fn(Path, Mode) -> c_int;
     mkfifoat: fn(c_int, Path, Mode) -> c_int;
     listxattr: fn(Path, *mut c_char, usize) -> isize;
