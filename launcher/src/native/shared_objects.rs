@@ -91,6 +91,7 @@ impl Registry {
     }
 
     /// The memory file of `name`, when it is in memory or loaded.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn known_path(&self, name: &str) -> Option<String> {
         match self.lock().get(name) {
             Some(Slot::InMemory(path) | Slot::Loaded(path)) => Some(path.clone()),
@@ -539,6 +540,7 @@ pub fn load_early(
 /// memory file that `dlopen` should open instead, with the object's libraries loaded and the
 /// object itself loaded early ([`load_early`]). With `RTLD_NOLOAD`, only an object already in
 /// memory.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub fn open_for_dlopen(
     context: &ArchiveContext,
     name: &str,
