@@ -7,7 +7,10 @@
 //!   are `dlopen`ed later resolve `PyLong_FromLong` & co. against the executable, without
 //!   exporting every Rust symbol as `--export-dynamic` would;
 //! - `--exclude-libs` for the bundled zlib and expat, so they never interpose on the `libz.so.1`
-//!   that a wheel's own libraries load.
+//!   that a wheel's own libraries load;
+//! - the glibc entry points of the archive filesystem (every `pub unsafe extern "C" fn` of
+//!   `src/archive_fs/exports.rs`, and `dlopen`), exported so that they come first for the
+//!   extension modules and libraries the dynamic loader loads.
 
 use std::env;
 use std::fs;
@@ -16,16 +19,19 @@ use std::process::Command;
 
 const SHARED_LIBPYTHON: &str = "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0";
 const STATIC_LIBPYTHON: &str = "/usr/lib/x86_64-linux-gnu/libpython3.11.a";
+const ARCHIVE_FS_EXPORTS: &str = "src/archive_fs/exports.rs";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=pyo3-static-python.cfg");
     println!("cargo:rerun-if-changed={SHARED_LIBPYTHON}");
     println!("cargo:rerun-if-changed={STATIC_LIBPYTHON}");
+    println!("cargo:rerun-if-changed={ARCHIVE_FS_EXPORTS}");
 
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let list_path = out_dir.join("python-exports.list");
-    let symbols = exported_symbols();
+    let mut symbols = exported_symbols();
+    symbols.extend(archive_fs_symbols());
     let mut list = String::from("{\n");
     for symbol in &symbols {
         list.push_str("  ");
@@ -81,6 +87,29 @@ fn exported_symbols() -> Vec<String> {
         symbols.len()
     );
     symbols
+}
+
+/// The functions the archive filesystem defines in place of glibc's: the names of
+/// `pub unsafe extern "C" fn` in its exports file, and `dlopen` (written in assembly).
+fn archive_fs_symbols() -> Vec<String> {
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return Vec::new();
+    }
+    let source = fs::read_to_string(ARCHIVE_FS_EXPORTS)
+        .unwrap_or_else(|error| panic!("read {ARCHIVE_FS_EXPORTS}: {error}"));
+    let mut names: Vec<String> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub unsafe extern \"C\" fn "))
+        .filter_map(|rest| rest.split('(').next())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        names.len() > 50,
+        "only {} exported functions found in {ARCHIVE_FS_EXPORTS}",
+        names.len()
+    );
+    names.push("dlopen".to_string());
+    names
 }
 
 /// The directory of gcc's own `libgcc_eh.a` (`gcc -print-file-name`), which depends on gcc's

@@ -161,3 +161,12 @@ pub const INFO: &str = "PYFERRY_INFO";
 pub fn info_requested() -> bool {
     env::var(INFO).is_ok_and(|value| value == "1")
 }
+
+/// `0` turns off the archive filesystem (`archive_fs`): paths under the executable's own path
+/// then reach the kernel, which answers `ENOTDIR` as without pyferry. For diagnosis only.
+pub const ARCHIVE_FS: &str = "PYFERRY_ARCHIVE_FS";
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn archive_fs_enabled() -> bool {
+    env::var(ARCHIVE_FS).map_or(true, |value| value != "0")
+}

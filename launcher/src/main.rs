@@ -12,6 +12,8 @@
 //! The folders are layers, each using only those below it: [`executable`] and [`environment`]
 //! at the bottom, then [`native`] (shared objects from memory), [`importer`], [`interpreter`].
 
+#[cfg(target_os = "linux")]
+mod archive_fs;
 mod environment;
 mod executable;
 mod importer;
@@ -248,6 +250,8 @@ fn boot() -> Result<Finished, BootError> {
     init_logging();
     let mode = environment::init_mode().map_err(BootError::Environment)?;
     let context = open_archive()?;
+    #[cfg(target_os = "linux")]
+    archive_fs::install(context, environment::archive_fs_enabled());
     limits::ensure_descriptors(context).map_err(BootError::Environment)?;
     let argv: Vec<OsString> = std::env::args_os().collect();
     if environment::info_requested() {

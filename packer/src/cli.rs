@@ -85,13 +85,15 @@ pub struct PackArgs {
     )]
     pub entry_point: Option<String>,
 
-    /// Run the console script NAME of the installed distributions (as `pip install` would put
-    /// on PATH).
+    /// Run the script NAME of the installed distributions (as `pip install` would put on PATH):
+    /// a console script, or a `#!python` script of a wheel's `*.data/scripts/`, run as
+    /// `__main__`.
     #[arg(short = 'c', long = "console-script", value_name = "NAME")]
     pub console_script: Option<String>,
 
-    /// Pack every console script of the listed requirements; the one to run is chosen by the
-    /// name the executable is started as (`ln -s myapp flake8 && ./flake8`).
+    /// Pack every script of the listed requirements (console scripts and `#!python` scripts);
+    /// the one to run is chosen by the name the executable is started as
+    /// (`ln -s myapp flake8 && ./flake8`).
     #[arg(long)]
     pub all_scripts: bool,
 
@@ -111,9 +113,10 @@ pub struct PackArgs {
     #[arg(long)]
     pub no_deps: bool,
 
-    /// Serve PACKAGE from real files, extracted once into a private cache at its first import
-    /// (for code that opens files next to `__file__` or loads a library by path). Packages
-    /// that need it are found automatically where possible. Repeatable.
+    /// Serve PACKAGE from real files, extracted once into a private cache at its first import:
+    /// for a program it runs with `subprocess`, or a library that makes its own system calls
+    /// (files read by path, and libraries loaded by path, need nothing: they are served from
+    /// the archive). The packer names the programs packages ship. Repeatable.
     #[arg(long = "extract", value_name = "PACKAGE")]
     pub extract: Vec<String>,
 

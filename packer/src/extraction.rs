@@ -1,35 +1,31 @@
-//! Which packages need real files at run time, found at pack time where possible.
+//! Which packages are extracted to real files at run time: only those named with
+//! `--extract PACKAGE`.
 //!
-//! A package is extracted (see `launcher/src/importer/extract.rs`) when:
-//! - it holds a shared library that is neither an extension module (no `PyInit_*`) nor a
-//!   dependency of one: code loads it by path (`ctypes.CDLL`, `cffi`), which needs a file;
-//! - it is pure Python, ships data files, and its code builds paths from `__file__`
-//!   (`os.path.dirname(__file__)`, `Path(__file__).parent`...): it opens them with `open()`.
-//!   Packages with extension modules are left in memory by this rule (numpy's build helpers
-//!   use `dirname(__file__)` too); name one with `--extract` when it needs files;
-//! - the user names it with `--extract PACKAGE`.
+//! Every file of the archive is readable at its path inside the running application, by Python
+//! and by C code, and a library loaded by path (`ctypes.CDLL`, `cffi`) is loaded from memory
+//! (docs/architecture.md, "The archive as a filesystem"). What still needs a file on a real
+//! filesystem is what the kernel itself opens: a program a package runs with `subprocess`
+//! (`execve` is not a library call), or a library that makes its own system calls. The packer
+//! cannot tell whether a package runs the programs it ships, so it names them
+//! ([`bundled_programs`]) and leaves the choice to `--extract`. (It used to extract packages
+//! whose code builds paths from `__file__`, or that ship a library no extension links: both
+//! are served from the archive now.)
+//!
+//! `--extract PACKAGE` writes the package, with its `PACKAGE.libs/`, once into a private cache
+//! at its first import (see `launcher/src/importer/extract.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 
-use crate::elf::SharedObject;
 use crate::tree::TreeFile;
 
-/// Patterns of code that derives file paths from `__file__`.
-const FILE_RELATIVE_PATTERNS: &[&str] = &[
-    "dirname(__file__)",
-    "dirname(os.path.abspath(__file__))",
-    "dirname(os.path.realpath(__file__))",
-    "Path(__file__).parent",
-    "Path(__file__).resolve().parent",
-];
-
-/// Files that are not data for this purpose.
-fn is_code_or_metadata(name: &str) -> bool {
-    name.ends_with(".py")
-        || name.ends_with(".pyc")
-        || name.ends_with(".pyi")
-        || name.ends_with("py.typed")
-        || pyferry_payload::is_shared_object(name)
+/// Packages to extract, each with the reason, for the packer's log.
+pub fn packages_to_extract(requested: &[String]) -> BTreeMap<String, String> {
+    requested
+        .iter()
+        .map(|package| (package.clone(), "named with --extract".to_string()))
+        .collect()
 }
 
 /// The top-level package of an archive path, if it is inside one (not `*.dist-info`,
@@ -39,62 +35,86 @@ fn top_level_package(name: &str) -> Option<&str> {
     (!top.contains('.')).then_some(top)
 }
 
-/// Packages to extract, each with the reason, for the packer's log.
-pub fn packages_needing_files(
-    files: &[TreeFile],
-    objects: &BTreeMap<String, SharedObject>,
-    needed_by_others: &BTreeSet<String>,
-    requested: &[String],
-) -> BTreeMap<String, String> {
-    let mut chosen: BTreeMap<String, String> = BTreeMap::new();
-    for package in requested {
-        chosen.insert(package.clone(), "named with --extract".to_string());
+/// Whether the file at `file` is a program: an ELF executable (it names a program interpreter,
+/// or is not a shared object), or a file with an execute bit that starts with `#!`. Shared
+/// libraries and extension modules are not.
+fn is_program(file: &TreeFile) -> bool {
+    if pyferry_payload::is_shared_object(&file.name) || file.name.ends_with(".py") {
+        return false;
     }
-    for (name, object) in objects {
-        let Some(package) = top_level_package(name) else {
-            continue;
-        };
-        if !object.extension_module && !needed_by_others.contains(name) && !name.contains(".libs/")
-        {
-            chosen
-                .entry(package.to_string())
-                .or_insert_with(|| format!("`{name}` is a library loaded by path"));
-        }
-    }
-    let mut with_data: BTreeSet<&str> = BTreeSet::new();
-    let mut native: BTreeSet<&str> = BTreeSet::new();
-    for file in files {
-        if let Some(package) = top_level_package(&file.name) {
-            if pyferry_payload::is_shared_object(&file.name) {
-                native.insert(package);
-            } else if !is_code_or_metadata(&file.name) {
-                with_data.insert(package);
+    let Ok(mut opened) = std::fs::File::open(&file.path) else {
+        return false;
+    };
+    let mut head = [0u8; 64];
+    let Ok(read) = opened.read(&mut head) else {
+        return false;
+    };
+    let head = &head[..read];
+    if head.starts_with(b"\x7fELF") {
+        return match goblin::elf::Elf::parse(&std::fs::read(&file.path).unwrap_or_default()) {
+            Ok(elf) => {
+                elf.interpreter.is_some() || elf.header.e_type == goblin::elf::header::ET_EXEC
             }
-        }
+            Err(_) => false,
+        };
     }
-    with_data.retain(|package| !native.contains(package));
+    let executable = opened
+        .metadata()
+        .is_ok_and(|metadata| metadata.permissions().mode() & 0o111 != 0);
+    executable && head.starts_with(b"#!")
+}
+
+/// The programs packages ship, by package (not those named with `--extract`): each may need
+/// `--extract PACKAGE` if the application runs it.
+pub fn bundled_programs(files: &[TreeFile], extracted: &[String]) -> BTreeMap<String, String> {
+    let mut programs: BTreeMap<String, String> = BTreeMap::new();
     for file in files {
         let Some(package) = top_level_package(&file.name) else {
             continue;
         };
-        if !file.name.ends_with(".py")
-            || !with_data.contains(package)
-            || chosen.contains_key(package)
-        {
+        if programs.contains_key(package) || extracted.iter().any(|name| name == package) {
             continue;
         }
-        let Ok(source) = std::fs::read_to_string(&file.path) else {
-            continue;
-        };
-        if let Some(pattern) = FILE_RELATIVE_PATTERNS
-            .iter()
-            .find(|pattern| source.contains(**pattern))
-        {
-            chosen.insert(
-                package.to_string(),
-                format!("`{}` opens files next to itself (`{pattern}`)", file.name),
-            );
+        if is_program(file) {
+            programs.insert(package.to_string(), file.name.clone());
         }
     }
-    chosen
+    programs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_file(dir: &std::path::Path, name: &str, contents: &[u8], mode: u32) -> TreeFile {
+        let path = dir.join(name.replace('/', "_"));
+        std::fs::write(&path, contents).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        TreeFile {
+            path,
+            name: name.to_string(),
+        }
+    }
+
+    #[test]
+    fn programs_are_named_and_data_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = std::fs::read("/proc/self/exe").expect("this test's executable");
+        let files = vec![
+            tree_file(dir.path(), "tool/bin/run.sh", b"#!/bin/sh\necho\n", 0o755),
+            tree_file(dir.path(), "data/readme.sh", b"#!/bin/sh\n", 0o644),
+            tree_file(dir.path(), "data/table.csv", b"a,b\n", 0o755),
+            tree_file(dir.path(), "native/bin/program", &own, 0o755),
+            tree_file(dir.path(), "named/bin/program", &own, 0o755),
+            tree_file(dir.path(), "top.sh", b"#!/bin/sh\n", 0o755),
+        ];
+        let programs = bundled_programs(&files, &["named".to_string()]);
+        assert_eq!(
+            programs.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("native".to_string(), "native/bin/program".to_string()),
+                ("tool".to_string(), "tool/bin/run.sh".to_string()),
+            ]
+        );
+    }
 }

@@ -53,6 +53,35 @@ pub struct Installed {
     pub files: Vec<String>,
     /// `console_scripts` entry points: name → `module:function`.
     pub console_scripts: BTreeMap<String, String>,
+    /// Python scripts of `*.data/scripts/` (first line `#!python`): name → the module they were
+    /// installed as ([`SCRIPTS_PACKAGE`]`.NAME`), to run as `__main__`.
+    pub data_scripts: BTreeMap<String, String>,
+}
+
+/// The package holding the Python scripts of `*.data/scripts/`, as modules.
+pub const SCRIPTS_PACKAGE: &str = "__pyferry_scripts__";
+
+/// The module name a script named `name` is installed as, in [`SCRIPTS_PACKAGE`]: its name with
+/// every character that cannot be in a module name (`rst2html.py`, `my-tool`) made `_`.
+pub fn script_module(name: &str) -> String {
+    let mut module: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if module.starts_with(|c: char| c.is_ascii_digit()) || module.is_empty() {
+        module.insert(0, '_');
+    }
+    module
+}
+
+/// Whether a script's contents make it a Python script that installers point at the
+/// interpreter (`#!python`, the wheel format's marker, or `#!pythonw`).
+fn is_python_script(contents: &[u8]) -> bool {
+    let first_line = contents
+        .split(|byte| *byte == b'\n')
+        .next()
+        .unwrap_or_default();
+    first_line.starts_with(b"#!python")
 }
 
 /// Checks that a wheel can run on the target; the error names the wheel and both tag sets, and
@@ -179,6 +208,7 @@ pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
         name,
         files: Vec::new(),
         console_scripts: BTreeMap::new(),
+        data_scripts: BTreeMap::new(),
     };
     let mut record = String::new();
     for index in 0..zip.len() {
@@ -194,6 +224,35 @@ pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
             None => entry_name.clone(),
             Some(rest) => match rest.split_once('/') {
                 Some(("purelib" | "platlib", inner)) => inner.to_string(),
+                Some(("scripts", script)) if !script.contains('/') => {
+                    let mut contents = Vec::with_capacity(entry.size() as usize);
+                    entry.read_to_end(&mut contents).with_context(|| {
+                        format!("`{}`: cannot read `{entry_name}`", path.display())
+                    })?;
+                    if !is_python_script(&contents) {
+                        tracing::debug!(
+                            "{}: skipping `{entry_name}` (not a `#!python` script)",
+                            path.display()
+                        );
+                        continue;
+                    }
+                    let module = script_module(script);
+                    let package = root.join(SCRIPTS_PACKAGE);
+                    fs_err::create_dir_all(&package)?;
+                    fs_err::write(package.join("__init__.py"), "")?;
+                    let target_name = format!("{SCRIPTS_PACKAGE}/{module}.py");
+                    fs_err::write(root.join(&target_name), &contents)?;
+                    record.push_str(&format!(
+                        "{target_name},{},{}\n",
+                        record_hash(&contents),
+                        contents.len()
+                    ));
+                    installed.files.push(target_name);
+                    installed
+                        .data_scripts
+                        .insert(script.to_string(), format!("{SCRIPTS_PACKAGE}.{module}"));
+                    continue;
+                }
                 Some((scheme, _)) => {
                     tracing::debug!(
                         "{}: skipping `{entry_name}` ({scheme} files are not importable)",
@@ -264,6 +323,16 @@ mod tests {
             ("1.0", "py3")
         );
         assert!(WheelName::parse("not-a-wheel.zip").is_none());
+    }
+
+    #[test]
+    fn scripts_become_module_names() {
+        assert_eq!(script_module("rst2html.py"), "rst2html_py");
+        assert_eq!(script_module("my-tool"), "my_tool");
+        assert_eq!(script_module("2to3"), "_2to3");
+        assert!(is_python_script(b"#!python\nprint(1)\n"));
+        assert!(is_python_script(b"#!pythonw\n"));
+        assert!(!is_python_script(b"#!/bin/sh\necho\n"));
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub struct EntryIndex<'a> {
     sorted: Vec<NameSpan>,
 }
 
+/// What the names below directory `dir` start with: `dir/`, or nothing for the root.
+fn directory_prefix(dir: &str) -> String {
+    if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    }
+}
+
 /// Unsorted names at the end of an otherwise sorted list that are inserted one by one instead
 /// of sorting everything (pyferry writes its manifest and record last).
 const MAX_UNSORTED_TAIL: usize = 64;
@@ -98,10 +107,6 @@ impl<'a> EntryIndex<'a> {
         &self.names[span.at as usize..span.at as usize + span.len as usize]
     }
 
-    fn name_at(&self, position: usize) -> &[u8] {
-        self.name_bytes(&self.sorted[position])
-    }
-
     /// Where the first name not below `bound` is in `sorted`.
     fn lower_bound(&self, bound: &[u8]) -> usize {
         self.sorted
@@ -145,34 +150,59 @@ impl<'a> EntryIndex<'a> {
     }
 
     /// The names directly inside directory `dir` (`""` is the root), each once, sorted, with
-    /// whether it is a directory.
+    /// whether it is a directory. Costs a binary search per child directory (whatever lies
+    /// below it is skipped), not a look at every name below `dir`.
     pub fn children(&self, dir: &str) -> Vec<(&str, EntryKind)> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        let start = self.lower_bound(prefix.as_bytes());
+        let prefix = directory_prefix(dir);
         let mut children: Vec<(&str, EntryKind)> = Vec::new();
-        for position in start..self.sorted.len() {
-            let Some(rest) = self.name_at(position).strip_prefix(prefix.as_bytes()) else {
+        let mut position = self.lower_bound(prefix.as_bytes());
+        while let Some(span) = self.sorted.get(position) {
+            let name = self.name_bytes(span);
+            let Some(rest) = name.strip_prefix(prefix.as_bytes()) else {
                 break;
             };
             let (child, kind) = match rest.iter().position(|byte| *byte == b'/') {
-                Some(slash) => (&rest[..slash], EntryKind::Directory),
-                None => (rest, EntryKind::File),
+                Some(slash) => {
+                    // Every name below `child/` sorts before `child0` (`0` follows `/`).
+                    let mut next = name[..prefix.len() + slash].to_vec();
+                    next.push(b'/' + 1);
+                    position = self.lower_bound(&next);
+                    (&rest[..slash], EntryKind::Directory)
+                }
+                None => {
+                    position += 1;
+                    (rest, EntryKind::File)
+                }
             };
-            let Ok(child) = std::str::from_utf8(child) else {
-                continue;
-            };
-            // Sorted input keeps the files of one directory together, but `a/x` and `a.py`
-            // interleave (`-` < `.` < `/`), so compare against everything pushed.
-            if !children.iter().any(|known| known.0 == child) {
+            if let Ok(child) = std::str::from_utf8(child) {
                 children.push((child, kind));
             }
         }
+        // A file and a directory of the same name (`a` and `a/x`): the file, which comes first,
+        // stays.
         children.sort_unstable();
+        children.dedup_by(|later, earlier| later.0 == earlier.0);
         children
+    }
+
+    /// Where directory `path` (no trailing slash; `""` is the root) begins in the name bytes:
+    /// the position of the first file name below it, or `None` when no file lies below it.
+    /// With the length of `path` it names the directory ([`EntryIndex::name_prefix`] gives the
+    /// path back), as [`EntryIndex::position`] names a file.
+    pub fn directory_position(&self, path: &str) -> Option<u32> {
+        let prefix = directory_prefix(path);
+        let span = self.sorted.get(self.lower_bound(prefix.as_bytes()))?;
+        self.name_bytes(span)
+            .starts_with(prefix.as_bytes())
+            .then_some(span.at)
+    }
+
+    /// The first `len` bytes of the name at `at` in the name bytes (a position given by
+    /// [`EntryIndex::position`] or [`EntryIndex::directory_position`]), when they are text.
+    pub fn name_prefix(&self, at: u32, len: usize) -> Option<&str> {
+        let start = at as usize;
+        let bytes = self.names.get(start..start.checked_add(len)?)?;
+        std::str::from_utf8(bytes).ok()
     }
 
     /// All file names that are text, sorted.
@@ -227,6 +257,42 @@ mod tests {
             vec![("x.py", EntryKind::File), ("y", EntryKind::Directory)]
         );
         assert!(index.children("b").is_empty());
+    }
+
+    #[test]
+    fn directories_have_a_position_that_gives_their_path_back() {
+        let names = ["a.py", "pkg/sub/x.py", "pkg/y.py", "pkg/z/w.py"];
+        let index = index(&names);
+        let sub = index.directory_position("pkg/sub").expect("a directory");
+        assert_eq!(sub, start_of(&names, 1));
+        assert_eq!(index.name_prefix(sub, "pkg/sub".len()), Some("pkg/sub"));
+        let pkg = index.directory_position("pkg").expect("a directory");
+        assert_eq!(pkg, sub, "both begin with the same file");
+        assert_eq!(index.name_prefix(pkg, 3), Some("pkg"));
+        assert_eq!(index.directory_position(""), Some(start_of(&names, 0)));
+        assert_eq!(index.directory_position("pk"), None);
+        assert_eq!(index.directory_position("a.py"), None);
+        assert_eq!(index.name_prefix(pkg, 1000), None);
+    }
+
+    #[test]
+    fn children_of_a_large_tree_skip_what_lies_below_each_child() {
+        let mut names: Vec<String> = (0..2000).map(|n| format!("big/m{n:04}.py")).collect();
+        names.extend(["big.py", "a/b/c.py", "z", "big-x/y.py"].map(String::from));
+        let index = EntryIndex::from_names(names.iter().map(String::as_str));
+        assert_eq!(
+            index.children(""),
+            vec![
+                ("a", EntryKind::Directory),
+                ("big", EntryKind::Directory),
+                ("big-x", EntryKind::Directory),
+                ("big.py", EntryKind::File),
+                ("z", EntryKind::File)
+            ]
+        );
+        assert_eq!(index.children("big").len(), 2000);
+        let same_name = EntryIndex::from_names(["a", "a/x"]);
+        assert_eq!(same_name.children(""), vec![("a", EntryKind::File)]);
     }
 
     #[test]

@@ -67,6 +67,7 @@ with (files / "zoneinfo" / "UTC").open("rb") as handle:
 show("resources.read_binary", resources.read_binary("tzdata.zoneinfo", "UTC")[:4])
 with resources.as_file(files / "zoneinfo" / "UTC") as real_path:
     show("as_file real", open(real_path, "rb").read(4))
+    show("as_file in place", str(real_path) == exe + "/tzdata/zoneinfo/UTC")
 tz = zoneinfo.ZoneInfo.no_cache("Europe/Paris")
 show("zoneinfo", tz.key)
 
@@ -112,13 +113,14 @@ fn importer_serves_real_wheels() {
         "top-level modules: ['certifi', 'json', 'pyflakes', 'tzdata']",
         "path hook finder: ArchivePathFinder",
         "get_data: True",
-        "files type: ArchivePath",
+        "files type: PosixPath",
         "read_bytes: b'TZif'",
         "is_file/is_dir: (True, True, False)",
         "iterdir has Europe: True",
         "open rb: b'TZif'",
         "resources.read_binary: b'TZif'",
         "as_file real: b'TZif'",
+        "as_file in place: True",
         "zoneinfo: Europe/Paris",
         "version: 3.2.0",
         "entry point: [('pyflakes', 'pyflakes.api:main')]",
@@ -160,5 +162,31 @@ fn traceback_inside_a_wheel_shows_its_source_line() {
         source_line.starts_with("    ") && source_line.trim().len() > 3,
         "{}",
         finished.stderr
+    );
+}
+
+/// A top-level import follows `sys.path`'s order: an archive directory put before the archive
+/// root shadows the root, as OpenCV's loader needs (it puts `cv2/` first to import its binary
+/// `cv2` instead of itself, and looped before), and a real directory put first shadows the
+/// archive, as for `python`.
+#[test]
+fn top_level_imports_follow_the_order_of_sys_path() {
+    let scratch = Scratch::new();
+    let real = scratch.path("real");
+    write_tree(&real, &[("shadow.py", "WHERE = 'real directory'\n")]);
+    let exe = scratch.packed_app(
+        &[
+            ("__main__.py", "import sys\nsys.path.insert(0, sys.executable + '/pkg/inner')\nimport helper\nprint(helper.WHERE)\nsys.path.insert(0, sys.argv[1])\nimport shadow\nprint(shadow.WHERE)\nimport json\nprint('after a real directory', json.__file__.startswith(sys.executable))\n"),
+            ("helper.py", "WHERE = 'archive root'\n"),
+            ("shadow.py", "WHERE = 'archive root'\n"),
+            ("pkg/__init__.py", ""),
+            ("pkg/inner/helper.py", "WHERE = 'pkg/inner'\n"),
+        ],
+        &[],
+    );
+    let finished = run(Command::new(&exe).arg(&real)).success();
+    assert_eq!(
+        finished.stdout,
+        "pkg/inner\nreal directory\nafter a real directory True\n"
     );
 }

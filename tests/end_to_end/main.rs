@@ -1,6 +1,7 @@
 //! End-to-end tests: every test packs a real application with the real `pyferry` binary and
 //! runs the executable as a subprocess, checking exit status and output.
 
+mod archive_fs;
 mod bad_input;
 mod basics;
 mod children;
@@ -13,4 +14,5 @@ mod native;
 mod packer;
 mod python_parity;
 mod pyz;
+mod read_by_path;
 mod real_files;

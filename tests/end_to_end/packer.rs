@@ -1,7 +1,7 @@
 //! The packer for real projects: requirements, `-r` files with hashes, pyproject projects,
-//! console scripts (`-c`, `--all-scripts`), target-tag checks, reproducible output, and
-//! `pyferry inspect` / `pyferry verify`. Wheels come from the package index once, then from
-//! `target/test-wheels` (`--no-index --find-links`).
+//! console scripts and `#!python` scripts (`-c`, `--all-scripts`), target-tag checks,
+//! reproducible output, and `pyferry inspect` / `pyferry verify`. Wheels come from the package
+//! index once, then from `target/test-wheels` (`--no-index --find-links`).
 
 use std::path::Path;
 use std::process::Command;
@@ -534,5 +534,50 @@ fn inspect_shows_the_glibc_floor_and_what_sets_it() {
             "runs on:       Linux x86_64 with glibc {floor} or newer (set by {set_by})"
         )),
         "{text}"
+    );
+}
+
+/// docutils 0.20.1 installs its `rst2*.py` tools as `#!python` scripts in
+/// `docutils-0.20.1.data/scripts/`, not as console scripts: `-c rst2html.py` runs one as
+/// `__main__`, `--all-scripts` packs them with the console script `docutils`.
+#[test]
+fn python_scripts_of_a_wheels_data_directory_run_as_main() {
+    cache_wheels(&["docutils==0.20.1"]);
+    let scratch = Scratch::new();
+    let input = scratch.path("in.rst");
+    std::fs::write(&input, "Title\n=====\n\nHello *world*.\n").expect("write");
+    let exe = scratch.path("rst2html.py");
+    let packed = pack_offline(&["docutils==0.20.1", "-c", "rst2html.py"], &exe);
+    assert_eq!(packed.code, Some(0), "{packed:#?}");
+    let html = run(Command::new(&exe).arg(&input)).success().stdout;
+    assert!(
+        html.contains("<title>Title</title>") && html.contains("<p>Hello <em>world</em>.</p>"),
+        "{html}"
+    );
+
+    let tools = scratch.path("tools");
+    let packed = pack_offline(&["docutils==0.20.1", "--all-scripts"], &tools);
+    assert_eq!(packed.code, Some(0), "{packed:#?}");
+    let listed = run(&mut Command::new(&tools));
+    assert_error_line(
+        &listed,
+        2,
+        "which is none of its scripts (docutils, rst2html.py, rst2html4.py,",
+    );
+    let man = scratch.path("rst2man.py");
+    std::os::unix::fs::symlink(&tools, &man).expect("symlink");
+    let page = run(Command::new(&man).arg(&input)).success().stdout;
+    assert!(
+        page.starts_with(".\\\" Man page generated from reStructuredText."),
+        "{page}"
+    );
+    let console = scratch.path("docutils");
+    std::os::unix::fs::symlink(&tools, &console).expect("symlink");
+    let version = run(Command::new(&console).arg("--version"))
+        .success()
+        .stdout;
+    assert!(
+        version.starts_with("docutils (Docutils 0.20.1"),
+        "{version}"
     );
 }

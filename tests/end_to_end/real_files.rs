@@ -1,15 +1,17 @@
-//! Code that needs real files: packages found at pack time (or named with `--extract`) are
-//! extracted once into a private, content-addressed cache and imported from there; everything
-//! else stays in memory. Real wheels: certifi (`certifi.where()` is a file `ssl` loads), babel
-//! (locale data opened next to `__file__`), llvmlite (`ctypes` loads its bundled library by
-//! path).
+//! Code that reads its package's files by path, loads a library by path, or hands a path to
+//! C: served from the archive, with nothing written (real wheels: certifi's `cacert.pem` to
+//! `ssl`, babel's locale data next to `__file__`, llvmlite's library through `ctypes`). Packages
+//! named with `--extract` are extracted once into a private, content-addressed cache and
+//! imported from there: the cache's rules are tested here too.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use pyferry_tests::{is_root, pip_install, pyferry_command, run, write_tree, Scratch};
+use pyferry_tests::{
+    is_root, pip_install, pyferry_command, run, run_on_a_read_only_root, write_tree, Scratch,
+};
 
 const PROBE: &str = r#"
 import os, ssl, sys
@@ -28,26 +30,59 @@ import json
 print("in memory", json.__file__.startswith(sys.executable))
 "#;
 
+/// What the probe prints when certifi is served from the archive.
 const EXPECTED: &str =
+    "certifi True True\nssl True\nbabel français Frankreich\nllvmlite True\nin memory True\n";
+
+/// What it prints when certifi is extracted (`--extract certifi`).
+const EXPECTED_EXTRACTED: &str =
     "certifi True False\nssl True\nbabel français Frankreich\nllvmlite True\nin memory True\n";
 
-/// The probe with certifi, babel and llvmlite, packed once; the packer's stderr too.
-fn app() -> &'static (Scratch, PathBuf, String) {
-    static APP: OnceLock<(Scratch, PathBuf, String)> = OnceLock::new();
-    APP.get_or_init(|| {
+const REQUIREMENTS: &[&str] = &["certifi==2024.2.2", "babel==2.16.0", "llvmlite==0.43.0"];
+
+/// The probe with certifi, babel and llvmlite, packed once as it is and once with `--extract`
+/// for certifi and llvmlite; the packer's stderr for each.
+struct Apps {
+    scratch: Scratch,
+    served: PathBuf,
+    served_log: String,
+    extracted: PathBuf,
+    extracted_log: String,
+}
+
+fn apps() -> &'static Apps {
+    static APPS: OnceLock<Apps> = OnceLock::new();
+    APPS.get_or_init(|| {
         let scratch = Scratch::new();
         let dir = scratch.path("app");
-        pip_install(
-            &dir,
-            &["certifi==2024.2.2", "babel==2.16.0", "llvmlite==0.43.0"],
-        );
+        pip_install(&dir, REQUIREMENTS);
         write_tree(&dir, &[("__main__.py", PROBE)]);
-        let exe = scratch.path("real-files.bin");
-        let mut command = pyferry_command(["pack"]);
-        command.arg(&dir).arg("-o").arg(&exe);
-        let packed = run(&mut command).success();
-        (scratch, exe, packed.stderr)
+        let pack = |name: &str, extra: &[&str]| {
+            let exe = scratch.path(name);
+            let mut command = pyferry_command(["pack"]);
+            command.arg(&dir).arg("-o").arg(&exe).args(extra);
+            let packed = run(&mut command).success();
+            (exe, packed.stderr)
+        };
+        let (served, served_log) = pack("served.bin", &[]);
+        let (extracted, extracted_log) = pack(
+            "extracted.bin",
+            &["--extract", "certifi", "--extract", "llvmlite"],
+        );
+        Apps {
+            scratch,
+            served,
+            served_log,
+            extracted,
+            extracted_log,
+        }
     })
+}
+
+/// The app with certifi and llvmlite extracted, for the cache's rules.
+fn app() -> (&'static Scratch, &'static PathBuf) {
+    let apps = apps();
+    (&apps.scratch, &apps.extracted)
 }
 
 fn private_dir(path: &std::path::Path) {
@@ -56,26 +91,61 @@ fn private_dir(path: &std::path::Path) {
 }
 
 #[test]
-fn packer_finds_the_packages_that_need_real_files() {
-    let stderr = &app().2;
+fn packer_extracts_only_the_packages_it_is_told_to() {
+    let apps = apps();
     assert!(
-        stderr.contains("`certifi` will be served from real files"),
-        "{stderr}"
+        !apps.served_log.contains("served from real files"),
+        "{}",
+        apps.served_log
     );
+    for package in ["certifi", "llvmlite"] {
+        assert!(
+            apps.extracted_log.contains(&format!(
+                "`{package}` will be served from real files, extracted once at run time: named with --extract"
+            )),
+            "{}",
+            apps.extracted_log
+        );
+    }
     assert!(
-        stderr.contains("`babel` will be served from real files"),
-        "{stderr}"
+        !apps.extracted_log.contains("`babel` will be served"),
+        "{}",
+        apps.extracted_log
     );
-    assert!(stderr.contains("`llvmlite` will be served from real files, extracted once at run time: `llvmlite/binding/libllvmlite.so` is a library loaded by path"), "{stderr}");
 }
 
 #[test]
-fn certifi_babel_and_llvmlite_work_from_the_cache() {
-    let (scratch, exe, _) = app();
+fn certifi_babel_and_llvmlite_run_from_the_archive_with_nothing_extracted() {
+    let apps = apps();
+    let cache = apps.scratch.path("cache-unused");
+    private_dir(&cache);
+    let finished = run(Command::new(&apps.served).env("PYFERRY_CACHE_DIR", &cache)).success();
+    assert_eq!(finished.stdout, EXPECTED);
+    assert_eq!(
+        std::fs::read_dir(&cache).expect("list").count(),
+        0,
+        "something was extracted"
+    );
+}
+
+/// A read-only root, no `HOME`, `/tmp` noexec: the app runs and creates no file (`strace`).
+#[test]
+fn read_only_root_without_home_runs_them_and_nothing_is_created() {
+    let Some((finished, writes)) = run_on_a_read_only_root(&apps().served, &[]) else {
+        return;
+    };
+    assert_eq!(finished.code, Some(0), "{finished:#?}");
+    assert_eq!(finished.stdout, EXPECTED);
+    assert!(writes.is_empty(), "the run wrote:\n{}", writes.join("\n"));
+}
+
+#[test]
+fn certifi_and_llvmlite_work_from_the_cache_when_extracted() {
+    let (scratch, exe) = app();
     let cache = scratch.path("cache-a");
     private_dir(&cache);
     let first = run(Command::new(exe).env("PYFERRY_CACHE_DIR", &cache)).success();
-    assert_eq!(first.stdout, EXPECTED);
+    assert_eq!(first.stdout, EXPECTED_EXTRACTED);
     let entries: Vec<String> = std::fs::read_dir(&cache)
         .expect("list")
         .map(|entry| {
@@ -86,7 +156,7 @@ fn certifi_babel_and_llvmlite_work_from_the_cache() {
                 .into_owned()
         })
         .collect();
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(entries.len(), 2, "{entries:?}");
     for entry in &entries {
         let mode = std::fs::metadata(cache.join(entry))
             .expect("stat")
@@ -96,12 +166,12 @@ fn certifi_babel_and_llvmlite_work_from_the_cache() {
     }
     // The second run reuses the extraction.
     let second = run(Command::new(exe).env("PYFERRY_CACHE_DIR", &cache)).success();
-    assert_eq!(second.stdout, EXPECTED);
+    assert_eq!(second.stdout, EXPECTED_EXTRACTED);
 }
 
 #[test]
 fn cache_open_to_others_is_refused_with_a_hint() {
-    let (scratch, exe, _) = app();
+    let (scratch, exe) = app();
     let cache = scratch.path("cache-open");
     std::fs::create_dir_all(&cache).expect("mkdir");
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -118,7 +188,7 @@ fn cache_open_to_others_is_refused_with_a_hint() {
 
 #[test]
 fn planted_symlink_in_the_cache_is_not_followed() {
-    let (scratch, exe, _) = app();
+    let (scratch, exe) = app();
     let cache = scratch.path("cache-planted");
     private_dir(&cache);
     // Learn the directory name a clean run uses, then replace it with a symbolic link.
@@ -151,7 +221,7 @@ fn cache_owned_by_another_user_is_refused() {
         eprintln!("skipped: needs root to create a directory owned by another uid");
         return;
     }
-    let (scratch, exe, _) = app();
+    let (scratch, exe) = app();
     let cache = scratch.path("cache-foreign");
     private_dir(&cache);
     run(Command::new("chown").args(["12345:12345"]).arg(&cache)).success();
@@ -172,7 +242,7 @@ fn tmp_noexec_does_not_matter() {
         eprintln!("skipped: needs root for a mount namespace");
         return;
     }
-    let (scratch, exe, _) = app();
+    let (scratch, exe) = app();
     // The cache sits beside the executable, both reached through /mnt: the scratch directory
     // itself may lie under /tmp.
     let cache = scratch.path("cache-noexec-tmp");
@@ -185,7 +255,37 @@ fn tmp_noexec_does_not_matter() {
     );
     let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
     assert_eq!(finished.code, Some(0), "{finished:#?}");
-    assert_eq!(finished.stdout, EXPECTED);
+    assert_eq!(finished.stdout, EXPECTED_EXTRACTED);
+}
+
+#[test]
+fn packer_names_the_programs_packages_ship_with_a_hint() {
+    let scratch = Scratch::new();
+    let app = scratch.path("app");
+    write_tree(
+        &app,
+        &[
+            ("__main__.py", ""),
+            ("tool/__init__.py", ""),
+            ("tool/bin/run.sh", "#!/bin/sh\necho ran\n"),
+            ("data/__init__.py", ""),
+            ("data/notes.sh", "#!/bin/sh\n"),
+        ],
+    );
+    std::fs::set_permissions(
+        app.join("tool/bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut command = pyferry_command(["pack"]);
+    command.arg(&app).arg("-o").arg(scratch.path("tool.bin"));
+    let packed = run(&mut command).success();
+    assert!(
+        packed.stderr.contains("`tool/bin/run.sh` is a program: a program run with `subprocess` needs a real file; hint: if the application runs it, pack with `--extract tool`"),
+        "{}",
+        packed.stderr
+    );
+    assert!(!packed.stderr.contains("notes.sh"), "{}", packed.stderr);
 }
 
 #[test]

@@ -327,5 +327,57 @@ pub fn is_root() -> bool {
     run(Command::new("id").arg("-u")).stdout.trim() == "0"
 }
 
+/// Runs `exe ARGS` as root in a mount namespace where the root file system is read-only, `/tmp`
+/// an empty `noexec` tmpfs and `HOME` unset, under `strace -f`; returns how it ended and the
+/// system calls that created, wrote or removed a file or directory (calls that failed,
+/// re-opening the process's own memory files through `/proc/self/fd` and opening `/dev/*` do
+/// not count). `None`, with a note, when not root.
+pub fn run_on_a_read_only_root(exe: &Path, args: &[&str]) -> Option<(Finished, Vec<String>)> {
+    if !is_root() {
+        eprintln!("skipped: needs root for a mount namespace");
+        return None;
+    }
+    assert!(
+        run(Command::new("strace").arg("-V")).code == Some(0),
+        "strace is missing (.ci/run installs it)"
+    );
+    // The app is reached through a bind mount on /mnt: its own directory may lie under /tmp,
+    // which the run covers with an empty noexec tmpfs.
+    assert!(
+        Path::new("/mnt").is_dir(),
+        "the run mounts the app's directory on /mnt"
+    );
+    let script = format!(
+        "mount --make-rprivate / && mount --bind {dir} /mnt && mount -t tmpfs -o noexec tmpfs /tmp && mount -o remount,bind,ro / && \
+         exec strace -f -qq -e trace=openat,open,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat \
+         env -u HOME -u LD_LIBRARY_PATH /mnt/{name} {args}",
+        dir = exe.parent().expect("parent").display(),
+        name = exe.file_name().expect("name").to_string_lossy(),
+        args = args.join(" "),
+    );
+    let finished = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
+    let writes = finished
+        .stderr
+        .lines()
+        .filter(|line| {
+            let creates = line.contains("O_CREAT")
+                || line.contains("O_WRONLY")
+                || line.contains("O_RDWR")
+                || line.contains("O_TMPFILE");
+            let other = [
+                "mkdir", "rename", "link(", "linkat", "symlink", "unlink", "creat(",
+            ]
+            .iter()
+            .any(|call| line.contains(call));
+            // Re-opening one of our own memory files through /proc/self/fd is not the disk.
+            let ours = line.contains("\"/dev/") || line.contains("\"/proc/self/fd/");
+            let failed = line.contains(") = -1 ");
+            ((creates && !ours) || other) && !failed
+        })
+        .map(str::to_string)
+        .collect();
+    Some((finished, writes))
+}
+
 pub mod contained;
 pub mod damage;

@@ -50,7 +50,7 @@ impl ExtensionLoader {
         let span = tracing::debug_span!("extension", module = %name).entered();
         // The GIL is released while libraries load: a prefetch thread may still be copying them.
         let fd_path = py
-            .detach(|| shared_objects::prepare_extension(context, relative))
+            .detach(|| shared_objects::prepare(context, relative))
             .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
         // Loaded here first (CPython's `dlopen` then finds it) so that its read-only pages can
         // be shared before anything forks.
@@ -60,7 +60,7 @@ impl ExtensionLoader {
                 .import("sys")?
                 .call_method0("getdlopenflags")?
                 .extract()?;
-            shared_objects::load_extension_early(context, relative, &fd_path, flags)
+            shared_objects::load_early(context, relative, &fd_path, flags)
                 .map_err(|error| fail(format!("cannot import `{name}`: {error}")))?;
         }
         // FreeBSD (untested): no path reaches a memory file without fdescfs; create the module

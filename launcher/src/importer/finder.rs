@@ -269,6 +269,34 @@ impl ArchiveImporter {
     pub fn context(&self) -> &'static ArchiveContext {
         self.context
     }
+
+    /// The archive directories a top-level import searches: the entries of `sys.path` inside
+    /// the archive, in order, up to the first entry outside it (`PathFinder`, which comes after
+    /// this finder, goes on from there in `sys.path`'s order and reaches later archive entries
+    /// through the path hook). An application's `sys.path` is the executable alone; a package
+    /// may put one of its own directories first (OpenCV's loader puts `cv2/` before the archive
+    /// root, to import its binary `cv2` instead of itself).
+    fn top_level_dirs(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let Ok(path) = py.import("sys")?.getattr("path") else {
+            return Ok(vec![String::new()]);
+        };
+        let mut dirs = Vec::new();
+        for entry in path.try_iter()? {
+            let entry = entry?;
+            // `PathFinder` skips entries that are not text or bytes; bytes are never ours.
+            let Ok(text) = entry.cast::<PyString>() else {
+                if entry.is_instance_of::<PyBytes>() {
+                    break;
+                }
+                continue;
+            };
+            match self.context.relative_path(text.to_str()?) {
+                Some(relative) => dirs.push(relative.to_string()),
+                None => break,
+            }
+        }
+        Ok(dirs)
+    }
 }
 
 #[pymethods]
@@ -285,8 +313,8 @@ impl ArchiveImporter {
         let _ = target;
         let this = slf.get();
         let search_dirs: Vec<String> = match path {
-            None => vec![String::new()],
-            Some(path) if path.is_none() => vec![String::new()],
+            None => this.top_level_dirs(slf.py())?,
+            Some(path) if path.is_none() => this.top_level_dirs(slf.py())?,
             Some(path) => {
                 let mut dirs = Vec::new();
                 for entry in path.try_iter()? {

@@ -29,8 +29,17 @@ impl ArchiveResourceReader {
 
 #[pymethods]
 impl ArchiveResourceReader {
-    fn files(&self) -> ArchiveTraversable {
-        ArchiveTraversable::new(self.context, &self.dir)
+    /// The package's directory: a `pathlib.Path` at its virtual path when the archive
+    /// filesystem serves such paths (then `as_file` hands it out as it is, with no copy), else
+    /// an [`ArchiveTraversable`].
+    fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if paths_are_served() {
+            return py
+                .import("pathlib")?
+                .getattr("Path")?
+                .call1((self.context.virtual_path(&self.dir),));
+        }
+        Ok(Bound::new(py, ArchiveTraversable::new(self.context, &self.dir))?.into_any())
     }
 
     fn open_resource<'py>(&self, py: Python<'py>, resource: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -38,8 +47,12 @@ impl ArchiveResourceReader {
             .open(py, "rb", &PyTuple::empty(py), None)
     }
 
-    /// Resources have no file-system path: `importlib.resources.as_file` copies them out.
+    /// The resource's virtual path when the archive filesystem serves it; otherwise resources
+    /// have no path and `importlib.resources.as_file` copies them out.
     fn resource_path(&self, resource: &str) -> PyResult<String> {
+        if paths_are_served() {
+            return Ok(self.child(resource).__str__());
+        }
         Err(PyFileNotFoundError::new_err(format!(
             "`{resource}` is inside the application archive and has no file-system path"
         )))
@@ -58,6 +71,14 @@ impl ArchiveResourceReader {
             .map(|(name, _)| name.to_string())
             .collect()
     }
+}
+
+/// Whether virtual paths are real paths in this process: the archive filesystem serves them.
+fn paths_are_served() -> bool {
+    #[cfg(target_os = "linux")]
+    return crate::archive_fs::serving();
+    #[cfg(not(target_os = "linux"))]
+    return false;
 }
 
 /// A file or directory inside the archive (`importlib.resources.abc.Traversable`).

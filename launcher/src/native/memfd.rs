@@ -87,6 +87,12 @@ pub fn descriptor_of(path: &str) -> Result<RawFd, String> {
 pub struct MemoryFileError {
     pub name: String,
     pub attempts: Vec<String>,
+    /// The error number of the last attempt (`ENOMEM` when none was made).
+    pub errno: i32,
+}
+
+fn errno_of(error: &std::io::Error) -> i32 {
+    error.raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn memfd(name: &str, flags: libc::c_uint) -> std::io::Result<File> {
@@ -161,6 +167,7 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
         return Err(MemoryFileError {
             name: name.to_string(),
             attempts: vec![format!("memfd_create: disabled by {}", environment::MEMFD)],
+            errno: libc::ENOMEM,
         });
     }
     memfd(base_name, libc::MFD_CLOEXEC)
@@ -168,6 +175,7 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
         .map_err(|error| MemoryFileError {
             name: name.to_string(),
             attempts: vec![format!("{}: {error}", Backing::Memfd)],
+            errno: errno_of(&error),
         })
 }
 
@@ -178,6 +186,7 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     let policy = environment::memory_file_policy();
     let base_name = name.rsplit('/').next().unwrap_or(name);
     let mut attempts = Vec::new();
+    let mut errno = libc::ENOMEM;
     if environment::huge_pages_requested() && policy == MemoryFilePolicy::Auto {
         match huge_tmpfile() {
             Ok(file) => return Ok((file, Backing::HugeTmpfs)),
@@ -195,6 +204,7 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
             match memfd(base_name, libc::MFD_CLOEXEC | libc::MFD_NOEXEC_SEAL) {
                 Ok(file) => return Ok((file, Backing::MemfdNoexecSeal)),
                 Err(error) => {
+                    errno = errno_of(&error);
                     retry_without_seal = error.raw_os_error() == Some(libc::EINVAL);
                     tracing::debug!(%error, "memfd_create(MFD_NOEXEC_SEAL) failed");
                     attempts.push(format!("{}: {error}", Backing::MemfdNoexecSeal));
@@ -204,7 +214,10 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
         if retry_without_seal {
             match memfd(base_name, libc::MFD_CLOEXEC) {
                 Ok(file) => return Ok((file, Backing::Memfd)),
-                Err(error) => attempts.push(format!("{}: {error}", Backing::Memfd)),
+                Err(error) => {
+                    errno = errno_of(&error);
+                    attempts.push(format!("{}: {error}", Backing::Memfd));
+                }
             }
         }
     } else {
@@ -214,7 +227,10 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
         for dir in tmpfile_dirs() {
             match tmpfile(&dir) {
                 Ok(file) => return Ok((file, Backing::TmpFile(dir))),
-                Err(error) => attempts.push(format!("O_TMPFILE in {}: {error}", dir.display())),
+                Err(error) => {
+                    errno = errno_of(&error);
+                    attempts.push(format!("O_TMPFILE in {}: {error}", dir.display()));
+                }
             }
         }
     } else {
@@ -223,6 +239,7 @@ pub fn create(name: &str) -> Result<(File, Backing), MemoryFileError> {
     Err(MemoryFileError {
         name: name.to_string(),
         attempts,
+        errno,
     })
 }
 
@@ -458,6 +475,7 @@ pub fn load(
                 "writing {} bytes into {backing}: {error}",
                 bytes.len()
             )],
+            errno: errno_of(&error),
         });
     }
     Ok(MemoryFile {
@@ -492,6 +510,14 @@ pub fn complete(
     Ok(())
 }
 
+/// Writes `bytes` at `offset` of memory file `fd`.
+pub fn write_at(fd: RawFd, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    // SAFETY: `fd` is a memory file this process keeps open for its whole life; the `File` is
+    // turned back into a bare descriptor without being closed.
+    let file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+    std::os::unix::fs::FileExt::write_all_at(&*file, bytes, offset)
+}
+
 /// Makes a memory file holding `bytes` that are not stored in the file as-is (compressed).
 pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileError> {
     let (mut file, backing) = create(name)?;
@@ -502,6 +528,7 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<MemoryFile, MemoryFileErro
                 "writing {} bytes into {backing}: {error}",
                 bytes.len()
             )],
+            errno: errno_of(&error),
         });
     }
     Ok(MemoryFile {

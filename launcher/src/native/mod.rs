@@ -4,6 +4,8 @@
 //! calls in, never the other way round.
 //!
 //! - [`shared_objects`] — the registry of objects in memory or loaded, dependencies first;
+//! - [`load_order`] — in which order an object's libraries load, cycles as one step;
+//! - [`dynamic_names`] — `DT_SONAME`, `DT_NEEDED` and where their strings lie;
 //! - [`prefetch`] — copying a package's objects on a background thread ahead of its imports;
 //! - [`memfd`] — memory files and their fallbacks;
 //! - [`dynamic_loader`] — `dlopen`;
@@ -15,9 +17,11 @@
 #[cfg(target_os = "linux")]
 pub mod constructors;
 pub mod dynamic_loader;
+pub mod dynamic_names;
 #[cfg(target_os = "freebsd")]
 pub mod fd_extension;
 pub mod limits;
+pub mod load_order;
 pub mod memfd;
 #[cfg(target_os = "linux")]
 pub mod page_sharing;

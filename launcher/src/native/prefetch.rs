@@ -41,9 +41,11 @@ pub fn prefetch_package(context: &'static ArchiveContext, package: &str) {
     }
     let mut libraries: Vec<(String, String)> = Vec::new();
     for user in &users {
-        for pair in libraries_in_load_order(context, user).unwrap_or_default() {
-            if !libraries.iter().any(|(known, _)| *known == pair.0) {
-                libraries.push(pair);
+        for (step, needed_by) in libraries_in_load_order(context, user) {
+            for library in step.members() {
+                if !libraries.iter().any(|(known, _)| known == library) {
+                    libraries.push((library.clone(), needed_by.clone()));
+                }
             }
         }
     }

@@ -6,13 +6,16 @@
 //! nothing is done twice. A library is loaded dependencies first (`DT_NEEDED` as the packer
 //! recorded it in the manifest) and its read-only pages are then mapped from the executable
 //! (`page_sharing.rs`). No Python here: the importer's `ExtensionLoader` calls
-//! [`prepare_extension`] and hands the memory file to CPython.
+//! [`prepare`] and hands the memory file to CPython; the archive filesystem's `dlopen` calls
+//! [`open_for_dlopen`].
 
 use std::collections::HashMap;
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, OnceLock};
 
 use crate::executable::context::ArchiveContext;
 use crate::native::dynamic_loader;
+use crate::native::dynamic_names;
+use crate::native::load_order::{self, Step};
 use crate::native::memfd::{self, CopyThreads, LeaveOut};
 use pyferry_payload::LoadPlan;
 
@@ -87,6 +90,15 @@ impl Registry {
         }
     }
 
+    /// The memory file of `name`, when it is in memory or loaded.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn known_path(&self, name: &str) -> Option<String> {
+        match self.lock().get(name) {
+            Some(Slot::InMemory(path) | Slot::Loaded(path)) => Some(path.clone()),
+            _ => None,
+        }
+    }
+
     /// Forgets the slots among `names` that this process left `Preparing` (a prefetch thread
     /// that stopped abnormally), so that importers do the work themselves.
     pub(super) fn release_preparing(&self, names: &[String]) {
@@ -124,7 +136,9 @@ fn load_plan<'a>(context: &'a ArchiveContext, name: &str) -> Option<&'a LoadPlan
         let page = u64::from(pyferry_payload::SHARED_OBJECT_ALIGNMENT);
         let range = context.archive.stored_range(name)?;
         let plan = context.archive.manifest().load_plans.get(name)?;
+        // Libraries that need each other are loaded by one `dlopen`, constructors and all.
         let usable = crate::native::page_sharing::enabled()
+            && !cycles(context).contains_key(name)
             && range.start as u64 % page == 0
             && plan.fits(range.len() as u64, page);
         usable.then_some(plan)
@@ -338,65 +352,176 @@ fn share_after(
     open()
 }
 
-/// The libraries `name` needs, transitively, dependencies first, each once.
-pub(super) fn libraries_in_load_order(
-    context: &ArchiveContext,
-    name: &str,
-) -> Result<Vec<(String, String)>, String> {
-    fn visit(
-        graph: &std::collections::BTreeMap<String, Vec<String>>,
-        name: &str,
-        depth: usize,
-        order: &mut Vec<(String, String)>,
-    ) -> Result<(), String> {
-        if depth > 64 {
-            return Err(format!(
-                "library dependencies of `{name}` nest too deep (a cycle?)"
-            ));
-        }
-        for library in graph.get(name).into_iter().flatten() {
-            if order.iter().any(|(known, _)| known == library) {
-                continue;
-            }
-            visit(graph, library, depth + 1, order)?;
-            order.push((library.clone(), name.to_string()));
-        }
-        Ok(())
-    }
-    let mut order = Vec::new();
-    visit(
-        &context.archive.manifest().shared_libraries,
-        name,
-        0,
-        &mut order,
-    )?;
-    Ok(order)
+/// Libraries of the archive that need each other, computed once from the packer's graph.
+fn cycles(context: &ArchiveContext) -> &'static HashMap<String, Vec<String>> {
+    static CYCLES: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+    CYCLES.get_or_init(|| load_order::cycles(&context.archive.manifest().shared_libraries))
 }
 
-/// Loads the libraries `name` needs, dependencies first.
-fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String> {
-    for (library, needed_by) in libraries_in_load_order(context, name)? {
-        load_library(context, &library, &needed_by, CopyThreads::Two)?;
+/// The libraries `name` needs, transitively, dependencies first, each once (a cycle as one
+/// step), each with the object that needs it.
+pub(super) fn libraries_in_load_order(context: &ArchiveContext, name: &str) -> Vec<(Step, String)> {
+    load_order::libraries_in_load_order(
+        &context.archive.manifest().shared_libraries,
+        cycles(context),
+        name,
+    )
+}
+
+/// Loads libraries that need each other by one `dlopen`, as the dynamic loader loads a cycle:
+/// each member is put in a memory file whole (no load plan: the loader runs its constructors),
+/// the `DT_NEEDED` names of the others are rewritten in each member's memory file to the
+/// others' `/proc/self/fd/N` paths, and the first is opened: the loader maps the others by
+/// those paths, relocates them together and runs their constructors, dependencies first.
+/// (Without the rewriting, the first would need the others loaded before it, and they it.)
+fn load_together(
+    context: &ArchiveContext,
+    members: &[String],
+    needed_by: &str,
+    threads: CopyThreads,
+) -> Result<(), String> {
+    // Claimed in the members' (sorted) order, so two threads never wait for each other.
+    let mut claimed: Vec<(String, String)> = Vec::new();
+    let mut paths: Vec<(String, String)> = Vec::new();
+    let release = |claimed: &[(String, String)]| {
+        for (member, path) in claimed {
+            REGISTRY.finish(
+                member,
+                (!path.is_empty()).then(|| Slot::InMemory(path.clone())),
+            );
+        }
+    };
+    for member in members {
+        match REGISTRY.claim(member, true) {
+            Claim::Done(Slot::Loaded(path) | Slot::InMemory(path)) => {
+                paths.push((member.clone(), path));
+            }
+            Claim::Done(Slot::Preparing { .. }) => unreachable!("claim never returns Preparing"),
+            Claim::Mine { in_memory } => {
+                let path = match in_memory {
+                    Some(path) => Ok(path),
+                    None => to_memory(context, member, threads),
+                };
+                match path {
+                    Ok(path) => {
+                        claimed.push((member.clone(), path.clone()));
+                        paths.push((member.clone(), path));
+                    }
+                    Err(error) => {
+                        claimed.push((member.clone(), String::new()));
+                        release(&claimed);
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+    let Some((first, first_path)) = claimed.first().cloned() else {
+        return Ok(());
+    };
+    let loaded = point_at_each_other(context, &paths, &claimed)
+        .and_then(|()| dynamic_loader::open_library(&first_path));
+    match loaded {
+        Ok(()) => {
+            tracing::debug!(
+                ?members,
+                needed_by,
+                "libraries that need each other loaded together"
+            );
+            for (member, path) in &claimed {
+                REGISTRY.finish(member, Some(Slot::Loaded(path.clone())));
+            }
+            Ok(())
+        }
+        Err(error) => {
+            release(&claimed);
+            Err(format!(
+                "cannot load `{first}` and the libraries it needs that need it ({}), needed by `{needed_by}`: {error}",
+                members.join(", ")
+            ))
+        }
+    }
+}
+
+/// Rewrites, in the memory file of each member in `to_rewrite`, every `DT_NEEDED` name of
+/// another member (its `SONAME`, or its file name) to that member's memory-file path.
+fn point_at_each_other(
+    context: &ArchiveContext,
+    paths: &[(String, String)],
+    to_rewrite: &[(String, String)],
+) -> Result<(), String> {
+    let names_of = |member: &str| -> Result<dynamic_names::DynamicNames, String> {
+        let bytes = context
+            .archive
+            .read(member)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("`{member}` is missing from the application"))?;
+        dynamic_names::read(&bytes).map_err(|error| format!("`{member}`: {error}"))
+    };
+    let mut names = HashMap::new();
+    let mut known: Vec<(String, &str)> = Vec::new();
+    for (member, path) in paths {
+        let file_name = member.rsplit('/').next().unwrap_or(member);
+        known.push((file_name.to_string(), path));
+        let member_names = names_of(member)?;
+        if let Some(soname) = &member_names.soname {
+            known.push((soname.clone(), path));
+        }
+        names.insert(member.as_str(), member_names);
+    }
+    for (member, path) in to_rewrite {
+        let fd = memfd::descriptor_of(path)?;
+        let needed_names = names.get(member.as_str()).map(|found| &found.needed);
+        for needed in needed_names.into_iter().flatten() {
+            let Some((_, target)) = known.iter().find(|(name, _)| *name == needed.name) else {
+                continue;
+            };
+            let mut replacement = target.as_bytes().to_vec();
+            replacement.push(0);
+            if replacement.len() > needed.room {
+                return Err(format!(
+                    "`{member}` names `{}` in too few bytes to name `{target}` instead",
+                    needed.name
+                ));
+            }
+            memfd::write_at(fd, &replacement, needed.offset)
+                .map_err(|error| format!("cannot rewrite `{member}` in memory: {error}"))?;
+        }
     }
     Ok(())
 }
 
-/// Puts extension module `name` (an archive path) in a memory file, then loads the libraries it
-/// needs, dependencies first; returns the memory file's path (`/proc/self/fd/N`). The extension's
-/// own copy comes first: a prefetch thread may be busy with its libraries meanwhile.
-pub fn prepare_extension(context: &ArchiveContext, name: &str) -> Result<String, String> {
+/// Loads the libraries `name` needs, dependencies first.
+fn load_dependencies(context: &ArchiveContext, name: &str) -> Result<(), String> {
+    for (step, needed_by) in libraries_in_load_order(context, name) {
+        match step {
+            Step::One(library) => load_library(context, &library, &needed_by, CopyThreads::Two)?,
+            Step::Together(members) => {
+                load_together(context, &members, &needed_by, CopyThreads::Two)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Puts shared object `name` (an archive path: an extension module, or a library loaded by
+/// path) in a memory file, then loads the libraries it needs, dependencies first; returns the
+/// memory file's path (`/proc/self/fd/N`). The object's own copy comes first: a prefetch thread
+/// may be busy with its libraries meanwhile.
+pub fn prepare(context: &ArchiveContext, name: &str) -> Result<String, String> {
     let path = memory_path(context, name, CopyThreads::Two)?;
     load_dependencies(context, name)?;
     Ok(path)
 }
 
-/// Loads extension module `name` from its memory file at `path` with CPython's `dlopen` flags,
-/// just before CPython does (its own `dlopen` then finds it loaded), so that its read-only pages
-/// are mapped from the executable before anything forks. A failure to load is left for CPython
-/// to report (the memory file is whole again by then); the error returned is an object loaded
-/// but not completed, which CPython would find half-done.
+/// Loads shared object `name` from its memory file at `path` with the `dlopen` flags of whoever
+/// loads it next (CPython for an extension module), just before it does (its own `dlopen` then
+/// finds it loaded), so that its read-only pages are mapped from the executable before anything
+/// forks. A failure to load is left for that `dlopen` to report (the memory file is whole again
+/// by then); the error returned is an object loaded but not completed, which it would find
+/// half-done.
 #[cfg(target_os = "linux")]
-pub fn load_extension_early(
+pub fn load_early(
     context: &ArchiveContext,
     name: &str,
     path: &str,
@@ -409,4 +534,27 @@ pub fn load_extension_early(
         Err(error) if crate::native::page_sharing::load_bias(path).is_some() => Err(error),
         _ => Ok(()),
     }
+}
+
+/// For a `dlopen` of archive file `name` by its path (`ctypes.CDLL`, `cffi`): the path of the
+/// memory file that `dlopen` should open instead, with the object's libraries loaded and the
+/// object itself loaded early ([`load_early`]). With `RTLD_NOLOAD`, only an object already in
+/// memory.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn open_for_dlopen(
+    context: &ArchiveContext,
+    name: &str,
+    flags: libc::c_int,
+) -> Result<String, String> {
+    if flags & libc::RTLD_NOLOAD != 0 {
+        return REGISTRY
+            .known_path(name)
+            .ok_or_else(|| format!("`{name}` is not loaded"));
+    }
+    let path = prepare(context, name)?;
+    #[cfg(target_os = "linux")]
+    if crate::native::page_sharing::enabled() {
+        load_early(context, name, &path, flags)?;
+    }
+    Ok(path)
 }

@@ -227,12 +227,23 @@ fn gather(args: &PackArgs, target: &Target, exclude: &[PathBuf]) -> Result<Gathe
     })
 }
 
-/// The console scripts of the installed distributions: name → (distribution, entry point).
+/// The scripts of the installed distributions: name → (distribution, entry point). Console
+/// scripts, and the Python scripts of `*.data/scripts/`, as the modules they were installed as
+/// (run as `__main__`); a console script wins over a script of the same name.
 fn console_scripts(
     installed: &[Installed],
     only: Option<&BTreeSet<String>>,
 ) -> BTreeMap<String, (String, String)> {
     let mut scripts = BTreeMap::new();
+    for distribution in installed {
+        let name = inputs::normalize(&distribution.name.distribution);
+        if only.is_some_and(|only| !only.contains(&name)) {
+            continue;
+        }
+        for (script, module) in &distribution.data_scripts {
+            scripts.insert(script.clone(), (name.clone(), module.clone()));
+        }
+    }
     for distribution in installed {
         let name = inputs::normalize(&distribution.name.distribution);
         if only.is_some_and(|only| !only.contains(&name)) {
@@ -497,17 +508,15 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
     }
 
     let graph = libraries::library_graph(&objects);
-    let needed_by_others: BTreeSet<String> =
-        graph.dependencies.values().flatten().cloned().collect();
-    let extract = crate::extraction::packages_needing_files(
-        files,
-        &objects,
-        &needed_by_others,
-        &args.extract,
-    );
+    let extract = crate::extraction::packages_to_extract(&args.extract);
     for (package, reason) in &extract {
         tracing::info!(
             "`{package}` will be served from real files, extracted once at run time: {reason}"
+        );
+    }
+    for (package, program) in crate::extraction::bundled_programs(files, &args.extract) {
+        tracing::info!(
+            "`{program}` is a program: a program run with `subprocess` needs a real file; hint: if the application runs it, pack with `--extract {package}`"
         );
     }
     if let Some((object, library)) = graph.linked_to_libpython.first() {
