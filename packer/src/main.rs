@@ -13,6 +13,7 @@ mod glibc_floor;
 mod inputs;
 mod libraries;
 mod load_plan;
+mod path_readers;
 mod progress;
 mod pyz;
 mod resolve;

@@ -740,7 +740,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
     let needed_by_others: BTreeSet<String> =
         graph.dependencies.values().flatten().cloned().collect();
     for (package, reason) in
-        crate::extraction::packages_needing_files(files, &objects, &needed_by_others, &[])
+        crate::path_readers::packages_reading_files(files, &objects, &needed_by_others)
     {
         tracing::warn!("`{package}` may need real files ({reason}); a pyz holds it only in the archive, where `open()` on a path below `__file__` finds nothing");
     }
