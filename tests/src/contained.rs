@@ -157,11 +157,3 @@ pub fn open_to_everyone(path: &Path) {
         current = dir.parent();
     }
 }
-
-/// A home directory under `dir` owned by `user`, for applications that keep files there.
-pub fn home_for(dir: &Path, user: u32) -> std::path::PathBuf {
-    let home = dir.join(format!("home-{user}"));
-    std::fs::create_dir_all(&home).expect("create the home directory");
-    std::os::unix::fs::chown(&home, Some(user), Some(user)).expect("chown the home directory");
-    home
-}
