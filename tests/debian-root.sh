@@ -14,6 +14,11 @@ fi
 suite=$1
 root=$2
 shift 2
+# apt reads relative Dir:: paths below /etc/apt: make the root absolute.
+case $root in
+    /*) ;;
+    *) root=$(pwd)/$root ;;
+esac
 wanted="$suite $*"
 if [ -f "$root/.complete" ] && [ "$(cat "$root/.complete")" = "$wanted" ]; then
     exit 0
@@ -24,6 +29,7 @@ apt_dir=$root.apt
 rm -rf "$root" "$apt_dir"
 mkdir -p "$apt_dir/sources" "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/log"
 : > "$apt_dir/state/status"
+: > "$apt_dir/sources.list"
 cat > "$apt_dir/sources/$suite.sources" <<EOF
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -31,7 +37,7 @@ Suites: $suite
 Components: main
 Signed-By: $keyring
 EOF
-apt_options="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$apt_dir/sources
+apt_options="-o Dir::Etc::SourceList=$apt_dir/sources.list -o Dir::Etc::SourceParts=$apt_dir/sources
  -o Dir::State=$apt_dir/state -o Dir::State::status=$apt_dir/state/status
  -o Dir::Cache=$apt_dir/cache -o Dir::Log=$apt_dir/log -o Debug::NoLocking=true
  -o Acquire::Languages=none -o APT::Install-Recommends=false"
