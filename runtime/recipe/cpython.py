@@ -109,7 +109,7 @@ def configure(ctx: Context, source: Path, prefixes: dict) -> dict:
         "ZLIB_LIBS": f"{p['zlib']}/lib/libz.a",
         "LIBFFI_CFLAGS": f"-I{p['libffi']}/include",
         "LIBFFI_LIBS": f"{p['libffi']}/lib/libffi.a",
-        "LIBUUID_CFLAGS": f"-I{p['libuuid']}/include",
+        "LIBUUID_CFLAGS": f"-I{p['libuuid']}/include/uuid",  # as uuid.pc says
         "LIBUUID_LIBS": f"{p['libuuid']}/lib/libuuid.a",
         "LIBEXPAT_CFLAGS": f"-I{p['expat']}/include",
         "LIBEXPAT_LDFLAGS": f"{p['expat']}/lib/libexpat.a",
