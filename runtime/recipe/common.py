@@ -76,21 +76,32 @@ def format_seconds(seconds: float) -> str:
 
 def run(ctx: Context, command: list, cwd: Path | None = None, env: dict | None = None,
         what: str | None = None, capture: bool = False) -> str:
-    """Runs a command with its output appended to the build log; on failure raises BuildError
-    naming the command and showing the last lines of its output."""
+    """Runs a command with its output written to the build log as it comes (or returned, with
+    `capture`); on failure raises BuildError naming the command and showing the last lines of
+    its output."""
     command = [str(part) for part in command]
     ctx.log(f"$ (cd {cwd or os.getcwd()}) {' '.join(command)}")
     full_env = None
     if env is not None:
         full_env = dict(os.environ)
         full_env.update({key: str(value) for key, value in env.items()})
+    log = open(ctx.log_path, "ab") if ctx.log_path is not None and not capture else None
+    start = log.tell() if log else 0
     try:
         completed = subprocess.run(command, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                   stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT)
     except FileNotFoundError as error:
         raise BuildError(f"`{command[0]}` not found ({what or 'needed by the recipe'}): {error}")
-    output = completed.stdout.decode("utf-8", "replace")
-    ctx.log(output)
+    finally:
+        if log:
+            log.close()
+    if log:
+        with open(ctx.log_path, "rb") as file:
+            file.seek(start)
+            output = file.read().decode("utf-8", "replace")
+    else:
+        output = completed.stdout.decode("utf-8", "replace")
+        ctx.log(output)
     if completed.returncode != 0:
         tail = "\n".join(output.rstrip().splitlines()[-25:])
         raise BuildError(f"{what or command[0]} failed (exit {completed.returncode}): "

@@ -3,8 +3,9 @@ patches, configured for zig cc and glibc 2.17, every extension module built in, 
 PGO and ThinLTO, then turned into what the launcher links:
 
 - `lib/python.o`: one ordinary ELF relocatable object (ThinLTO's bitcode archives partially
-  linked with `ld.lld -r`), holding libpython3.11.a and libmpdec, without `main`;
-- `lib/*.a`: the C libraries, and `link-args.txt`, `exports.txt`;
+  linked with `ld.lld -r`) holding libpython3.11.a and libmpdec, without `main`, with the C
+  libraries folded in and every symbol but the C API made local;
+- `lib/libgcc.a`, `link-args.txt`, `exports.txt`;
 - `include/python3.11/`, `lib/python3.11/` (pure-Python standard library), `bin/python3.11`.
 """
 
@@ -29,24 +30,29 @@ OPT = "-DNDEBUG -fwrapv -O3 -Wall"
 # -Wno-error=date-time: zig cc makes -Wdate-time an error (getbuildinfo.c uses __DATE__).
 CFLAGS = "-fPIC -Wno-error=date-time"
 
-# The PGO training run: CPython's --pgo test selection minus the slowest tests and test_embed
-# (which expects a shared-library layout). Runs in two worker processes.
-PROFILE_TASK = ("-m test --pgo -j2 --timeout=1200 -x test_embed test_decimal test_pickle "
-                "test_datetime test_tabnanny test_lzma")
+# The PGO training run: CPython's own --pgo selection (Lib/test/libregrtest/pgo.py) without
+# its slowest tests (test_datetime, test_decimal, test_lzma, test_pickle, test_tabnanny) and
+# without test_embed (it expects a shared-library layout). Two worker processes. The tests are
+# named one by one: with -x, regrtest would run every other test of the suite.
+PGO_TESTS = """test_array test_base64 test_binascii test_binop test_bisect test_bytes test_bz2
+test_cmath test_codecs test_collections test_complex test_dataclasses test_difflib test_float
+test_fstring test_functools test_generators test_hashlib test_heapq test_int test_itertools
+test_json test_long test_math test_memoryview test_operator test_ordered_dict test_patma
+test_pprint test_re test_set test_sqlite3 test_statistics test_struct test_time test_unicode
+test_xml_etree test_xml_etree_c""".split()
+PROFILE_TASK = f"-m test --pgo -j2 --timeout=1200 {' '.join(PGO_TESTS)}"
 
-# Archives on the final link, in order (after lib/python.o). libgcc.a last: its __divti3 & co.
-# keep zig's compiler_rt (which also defines log, exp, sin... wrongly for some inputs) out.
+# The C libraries folded into lib/python.o (only the members CPython uses are pulled in).
 ARCHIVES = [
     ("openssl", "libssl.a"), ("openssl", "libcrypto.a"), ("sqlite", "libsqlite3.a"),
     ("xz", "liblzma.a"), ("bzip2", "libbz2.a"), ("zlib", "libz.a"), ("libffi", "libffi.a"),
     ("expat", "libexpat.a"), ("libuuid", "libuuid.a"), ("libedit", "libedit.a"),
     ("ncurses", "libpanelw.a"), ("ncurses", "libncursesw.a"),
 ]
+# After lib/python.o on the final link, after lib/libgcc.a: its __divti3 & co. keep zig's
+# compiler_rt (which also defines log, exp, sin... wrongly for some inputs) out of the link.
 SYSTEM_LIBRARIES = ["-lm", "-lpthread", "-ldl", "-lutil", "-lrt"]
 
-# What the dynamic symbol table must export: the C API (every Debian libpython3.11.so export
-# matches this), never the C libraries' symbols.
-EXPORT_PATTERN = re.compile(r"^_?(Py|PY)")
 
 
 def _patch_list(ctx: Context) -> list:
@@ -158,50 +164,79 @@ def write_setup_local(ctx: Context, source: Path, prefixes: dict) -> list:
     return modules
 
 
+def _makefile_value(source: Path, name: str) -> str:
+    match = re.search(rf"^{name}=(.*)$", (source / "Makefile").read_text(), re.MULTILINE)
+    return match.group(1).strip() if match else ""
+
+
 def make(ctx: Context, source: Path, env: dict) -> None:
+    """CPython's PGO sequence in two steps. The instrumented build and the training run are
+    compiled without LTO (clang instruments in the front end, so the profile matches the LTO
+    build all the same, and the instrumented links take seconds instead of minutes); the final
+    build uses ThinLTO and the merged profile."""
     env = dict(env)
     env["PYFERRY_PGO_RUNTIME"] = ctx.tools["profile_runtime"]
-    run(ctx, ["make", f"-j{ctx.jobs}", f"PROFILE_TASK={PROFILE_TASK}"], cwd=source, env=env,
-        what="CPython make (PGO + ThinLTO)")
+    without_lto = {}
+    for name in ("CONFIGURE_CFLAGS_NODIST", "CONFIGURE_LDFLAGS_NODIST"):
+        value = _makefile_value(source, name)
+        without_lto[name] = " ".join(flag for flag in value.split() if not flag.startswith("-flto"))
+    run(ctx, ["make", f"-j{ctx.jobs}", "profile-run-stamp", f"PROFILE_TASK={PROFILE_TASK}",
+              *(f"{name}={value}" for name, value in without_lto.items())],
+        cwd=source, env=env, what="CPython make: instrumented build and training run")
+    if not (source / "code.profclangd").is_file():
+        raise BuildError("the PGO training run left no profile (code.profclangd)")
+    run(ctx, ["make", f"-j{ctx.jobs}", "profile-opt", f"PROFILE_TASK={PROFILE_TASK}"],
+        cwd=source, env=env, what="CPython make: ThinLTO build with the profile")
     leftovers = sorted(path.name for path in source.glob("build/lib.*/*.so"))
     if leftovers:
         raise BuildError(f"setup.py built shared modules the runtime would not carry: "
                          f"{', '.join(leftovers)} (hint: add them to runtime/Setup.local.in)")
 
 
-def partial_link(ctx: Context, source: Path, out: Path) -> Path:
-    """ThinLTO leaves LLVM bitcode in libpython3.11.a and libmpdec.a; one `ld.lld -r` runs the
-    link-time optimization and writes one ordinary ELF relocatable object."""
-    python_o = out / "lib" / "python.o"
-    python_o.parent.mkdir(parents=True, exist_ok=True)
-    run(ctx, [ctx.tools["ld.lld"], "-r", "-o", python_o, "--lto-O3", f"--thinlto-jobs={ctx.jobs}",
+def _exported_symbols(ctx: Context, cpython_o: Path) -> list:
+    """The symbols libpython3.11.so would export: CPython's global definitions with default
+    visibility (3.11 compiles with -fvisibility=hidden and marks its API with PyAPI_FUNC/DATA;
+    PyInit_* of the built-in modules are among them)."""
+    table = run(ctx, ["readelf", "-s", "--wide", cpython_o], what="readelf -s", capture=True)
+    names = set()
+    for line in table.splitlines():
+        fields = line.split()
+        if (len(fields) >= 8 and fields[4] in ("GLOBAL", "WEAK") and fields[5] == "DEFAULT"
+                and fields[6] != "UND" and fields[3] in ("FUNC", "OBJECT", "NOTYPE", "TLS")):
+            names.add(fields[7].split("@")[0])
+    return sorted(names)
+
+
+def partial_link(ctx: Context, source: Path, prefixes: dict, out: Path) -> tuple:
+    """lib/python.o, one ordinary ELF relocatable object, in three steps:
+    1. ThinLTO left LLVM bitcode in libpython3.11.a and libmpdec.a: one `ld.lld -r` runs the
+       link-time optimization (the PGO data is in the bitcode) and writes ELF;
+    2. a second `ld.lld -r` adds the C libraries' members that CPython uses;
+    3. `llvm-objcopy --keep-global-symbols=exports.txt` makes every other symbol local, so
+       OpenSSL, zlib, SQLite... can neither clash with another copy in the final link nor be
+       exported from the executable (where they would interpose on a wheel's own copies)."""
+    work = source.parent
+    cpython_o = work / "cpython.o"
+    run(ctx, [ctx.tools["ld.lld"], "-r", "-o", cpython_o, "--lto-O3", f"--thinlto-jobs={ctx.jobs}",
               "--whole-archive", source / "libpython3.11.a",
               source / "Modules/_decimal/libmpdec/libmpdec.a", "--no-whole-archive"],
-        what="partial link of CPython (ld.lld -r)")
+        what="partial link of CPython with link-time optimization (ld.lld -r)")
+    exports = _exported_symbols(ctx, cpython_o)
+    if len(exports) < 1500:
+        raise BuildError(f"only {len(exports)} exported symbols found in the CPython objects")
+    (out / "exports.txt").write_text("".join(f"{name}\n" for name in exports))
+    folded = work / "folded.o"
+    run(ctx, [ctx.tools["ld.lld"], "-r", "-o", folded, cpython_o,
+              *(prefixes[name] / "lib" / archive for name, archive in ARCHIVES)],
+        what="partial link of CPython with the C libraries (ld.lld -r)")
+    python_o = out / "lib" / "python.o"
+    python_o.parent.mkdir(parents=True, exist_ok=True)
+    run(ctx, [ctx.tools["llvm-objcopy"], f"--keep-global-symbols={out / 'exports.txt'}", folded,
+              python_o], what="llvm-objcopy --keep-global-symbols")
     kind = run(ctx, ["readelf", "-h", python_o], what="readelf -h python.o", capture=True)
     if "REL (Relocatable file)" not in kind:
         raise BuildError("lib/python.o is not an ELF relocatable object")
-    return python_o
-
-
-def copy_libraries(ctx: Context, prefixes: dict, out: Path) -> list:
-    lib = out / "lib"
-    archives = []
-    for name, archive in ARCHIVES:
-        shutil.copy(prefixes[name] / "lib" / archive, lib / archive)
-        archives.append(lib / archive)
-    shutil.copy(ctx.tools["libgcc"], lib / "libgcc.a")
-    archives.append(lib / "libgcc.a")
-    return archives
-
-
-def write_exports(ctx: Context, python_o: Path, out: Path) -> list:
-    listing = run(ctx, ["nm", "--defined-only", "--extern-only", "--format=posix", python_o],
-                  what="nm python.o", capture=True)
-    names = sorted({fields[0] for fields in (line.split() for line in listing.splitlines())
-                    if len(fields) >= 2 and fields[1] in "TDBRVW" and EXPORT_PATTERN.match(fields[0])})
-    (out / "exports.txt").write_text("".join(f"{name}\n" for name in names))
-    return names
+    return python_o, exports
 
 
 def install(ctx: Context, source: Path, out: Path) -> dict:
@@ -249,19 +284,18 @@ def install(ctx: Context, source: Path, out: Path) -> dict:
 
 def link_executable(ctx: Context, source: Path, out: Path, python_o: Path, link_args: list,
                     exports: list) -> Path:
-    """bin/python3.11: CPython's main, lib/python.o and link-args.txt, linked as a PIE the way
-    the launcher is, with the same exported symbols."""
+    """bin/python3.11: CPython's main, lib/python.o and link-args.txt, linked as a PIE. zig cc
+    takes no --dynamic-list; -rdynamic exports exactly exports.txt here, since every other
+    symbol of lib/python.o is local."""
     work = source.parent
     main_o = work / "python-main.o"
     run(ctx, [ctx.tools["cc"], "-c", "-O2", "-fPIE", "-DNDEBUG", f"-I{source}/Include",
               f"-I{source}", source / "Programs" / "python.c", "-o", main_o],
         env=toolchain.environment(ctx), what="compiling Programs/python.c")
-    dynamic_list = work / "exports.ld"
-    dynamic_list.write_text("{\n" + "".join(f"  {name};\n" for name in exports) + "};\n")
     binary = out / "bin" / "python3.11"
     binary.parent.mkdir(parents=True, exist_ok=True)
     run(ctx, [ctx.tools["cc"], "-O2", "-fPIE", "-pie", "-o", binary, main_o, python_o,
-              *link_args, f"-Wl,--dynamic-list={dynamic_list}"],
+              *link_args, "-rdynamic"],
         env=toolchain.environment(ctx), what="linking bin/python3.11")
     (out / "bin" / "python3").symlink_to("python3.11")
     return binary
@@ -277,16 +311,15 @@ def build(ctx: Context, prefixes: dict, out: Path, recipe: str, final: Path) -> 
     with step(ctx, "cpython: configure"):
         env = configure(ctx, source, prefixes)
         modules = write_setup_local(ctx, source, prefixes)
-    with step(ctx, "cpython: make with PGO and ThinLTO"):
+    with step(ctx, "cpython: make (instrumented build, training run, ThinLTO build with the profile)"):
         make(ctx, source, env)
-    with step(ctx, "cpython: partial link to lib/python.o"):
-        python_o = partial_link(ctx, source, out)
-    with step(ctx, "cpython: install headers, standard library, libraries"):
-        archives = copy_libraries(ctx, prefixes, out)
-        link_args = [str(path) for path in archives] + SYSTEM_LIBRARIES
+    with step(ctx, "cpython: lib/python.o (LTO partial link, C libraries folded in)"):
+        python_o, exports = partial_link(ctx, source, prefixes, out)
+    with step(ctx, "cpython: install headers, standard library, bin/python3.11"):
+        shutil.copy(ctx.tools["libgcc"], out / "lib" / "libgcc.a")
+        link_args = [str(out / "lib" / "libgcc.a")] + SYSTEM_LIBRARIES
         (out / "link-args.txt").write_text("".join(
             f"{argument.replace(str(out), str(final))}\n" for argument in link_args))
-        exports = write_exports(ctx, python_o, out)
         installed = install(ctx, source, out)
         link_executable(ctx, source, out, python_o, link_args, exports)
     write_runtime_json(ctx, out, recipe, patches, modules, exports, installed)
@@ -323,6 +356,7 @@ def write_runtime_json(ctx: Context, out: Path, recipe: str, patches: list, modu
                   libraries.CFLAGS, "lto": "thin", "pgo": True, "pgo_task": PROFILE_TASK,
                   "configure_prefix": PREFIX},
         "link_args": (out / "link-args.txt").read_text().split(),
+        "folded_into_python_o": [archive for _, archive in ARCHIVES],
         "exports": len(exports),
         "recipe_hash": recipe,
         "stdlib_dropped": installed["dropped_from_stdlib"],

@@ -124,8 +124,9 @@ def build_xz(ctx, source: Path, prefix: Path, dependencies: dict) -> None:
     liblzma = source / "src" / "liblzma"
     directories = ["common", "lzma", "lz", "check", "delta", "rangecoder", "simple"]
     skipped = {"crc32_small.c", "crc64_small.c", "crc_clmul_consts_gen.c"}
+    # *_tablegen.c are programs that print tables (each has a main), not library code.
     sources = sorted(path for directory in directories for path in (liblzma / directory).glob("*.c")
-                     if path.name not in skipped)
+                     if path.name not in skipped and not path.name.endswith("_tablegen.c"))
     sources += [source / "src" / "common" / "tuklib_cpucores.c",
                 source / "src" / "common" / "tuklib_physmem.c"]
     config = prefix / "build" / "config"

@@ -129,11 +129,10 @@ def prepare(ctx: Context) -> dict:
                                                        target=TARGET))
     _write_script(bin_dir / f"{TARGET}-clang++", CC_WRAPPER.format(
         zig=zig, zig_cache=zig_cache, mode="c++", target=TARGET))
-    for name, tool in (("llvm-ar", "ar"), ("llvm-ranlib", "ranlib"), ("ld.lld", "ld.lld"),
-                       ("llvm-objcopy", "objcopy")):
+    for name, tool in (("llvm-ar", "ar"), ("llvm-ranlib", "ranlib"), ("ld.lld", "ld.lld")):
         _write_script(bin_dir / name, TOOL_WRAPPER.format(zig=zig, zig_cache=zig_cache, tool=tool))
     llvm_lib = llvm / "usr" / "lib" / "x86_64-linux-gnu"
-    for name in ("llvm-profdata", "llvm-nm"):
+    for name in ("llvm-profdata", "llvm-nm", "llvm-objcopy"):
         _write_script(bin_dir / name, LLVM_WRAPPER.format(
             llvm_lib=llvm_lib, binary=llvm / "usr" / "lib" / "llvm-19" / "bin" / name))
     missing = [line for line in run(ctx, ["ldd", llvm_lib / "libLLVM.so.19.1"],
@@ -161,6 +160,7 @@ def prepare(ctx: Context) -> dict:
         "ranlib": bin_dir / "llvm-ranlib",
         "ld.lld": bin_dir / "ld.lld",
         "llvm-profdata": bin_dir / "llvm-profdata",
+        "llvm-objcopy": bin_dir / "llvm-objcopy",
         "profile_runtime": profile_runtime,
         "libgcc": libgcc,
         "versions": {

@@ -97,9 +97,34 @@ def check_relocations(ctx: Context, lib: Path) -> None:
                              f"debug sections (not position-independent)")
 
 
+def check_exports(ctx: Context, out: Path, binary: Path) -> int:
+    """lib/python.o defines exactly exports.txt as global symbols, and the executable exports
+    nothing of the C libraries."""
+    exports = set((out / "exports.txt").read_text().split())
+    table = run(ctx, ["nm", "--defined-only", "--extern-only", "--format=posix",
+                      out / "lib" / "python.o"], what="nm python.o", capture=True)
+    defined = {line.split()[0] for line in table.splitlines() if line.strip()}
+    if defined != exports:
+        extra = sorted(defined - exports)[:10]
+        raise BuildError(f"lib/python.o has {len(defined)} global symbols, exports.txt "
+                         f"{len(exports)} (not exported but global: {', '.join(extra)})")
+    dynamic = run(ctx, ["nm", "-D", "--defined-only", "--format=posix", binary],
+                  what="nm -D", capture=True)
+    exported = {line.split()[0].split("@")[0] for line in dynamic.splitlines() if line.strip()}
+    foreign = sorted(name for name in exported - exports
+                     if name not in ("main", "_IO_stdin_used", "_init", "_fini", "__bss_start",
+                                     "_edata", "_end", "__data_start", "data_start",
+                                     "__dso_handle", "_start"))
+    if foreign:
+        raise BuildError(f"{binary.name} exports symbols beyond the C API: "
+                         f"{', '.join(foreign[:10])}")
+    return len(exports)
+
+
 def check(ctx: Context, out: Path) -> None:
     binary = out / "bin" / "python3.11"
     facts = check_binary(ctx, binary)
+    facts["exports"] = check_exports(ctx, out, binary)
     check_relocations(ctx, out / "lib")
     output = run(ctx, [binary, "-I", "-c", SMOKE], what="bin/python3.11 smoke test", capture=True)
     result = json.loads(output.strip().splitlines()[-1])
