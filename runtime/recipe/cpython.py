@@ -207,11 +207,29 @@ def _exported_symbols(ctx: Context, cpython_o: Path) -> list:
     return sorted(names)
 
 
+# The LLVM sections GNU ld cannot carry through a relocatable link (it writes them with a wrong
+# entry size and stale symbol indices): the call-graph profile (function ordering by the final
+# linker) and the address-significance table (identical code folding). Debug information is
+# dropped too: it would make lib/python.o about five times larger.
+OBJCOPY_OPTIONS = ["--remove-section=.llvm.call-graph-profile", "--remove-section=.llvm_addrsig",
+                   "--strip-debug"]
+
+
+def fold_libraries(ctx: Context, cpython_o: Path, prefixes: dict, folded: Path) -> None:
+    """Adds the C libraries' members that CPython uses. GNU ld (binutils), not lld: OpenSSL's
+    assembly declares OPENSSL_ia32cap_P as a common symbol, and only GNU ld gives common
+    symbols their space in a relocatable link (`-d`); a common symbol cannot be made local."""
+    run(ctx, ["ld", "-r", "-d", "-o", folded, cpython_o,
+              *(prefixes[name] / "lib" / archive for name, archive in ARCHIVES)],
+        what="partial link of CPython with the C libraries (GNU ld -r -d; hint: apt-get "
+             "install binutils)")
+
+
 def partial_link(ctx: Context, source: Path, prefixes: dict, out: Path) -> tuple:
     """lib/python.o, one ordinary ELF relocatable object, in three steps:
     1. ThinLTO left LLVM bitcode in libpython3.11.a and libmpdec.a: one `ld.lld -r` runs the
        link-time optimization (the PGO data is in the bitcode) and writes ELF;
-    2. a second `ld.lld -r` adds the C libraries' members that CPython uses;
+    2. a second relocatable link adds the C libraries' members that CPython uses;
     3. `llvm-objcopy --keep-global-symbols=exports.txt` makes every other symbol local, so
        OpenSSL, zlib, SQLite... can neither clash with another copy in the final link nor be
        exported from the executable (where they would interpose on a wheel's own copies)."""
@@ -226,13 +244,12 @@ def partial_link(ctx: Context, source: Path, prefixes: dict, out: Path) -> tuple
         raise BuildError(f"only {len(exports)} exported symbols found in the CPython objects")
     (out / "exports.txt").write_text("".join(f"{name}\n" for name in exports))
     folded = work / "folded.o"
-    run(ctx, [ctx.tools["ld.lld"], "-r", "-o", folded, cpython_o,
-              *(prefixes[name] / "lib" / archive for name, archive in ARCHIVES)],
-        what="partial link of CPython with the C libraries (ld.lld -r)")
+    fold_libraries(ctx, cpython_o, prefixes, folded)
     python_o = out / "lib" / "python.o"
     python_o.parent.mkdir(parents=True, exist_ok=True)
-    run(ctx, [ctx.tools["llvm-objcopy"], f"--keep-global-symbols={out / 'exports.txt'}", folded,
-              python_o], what="llvm-objcopy --keep-global-symbols")
+    run(ctx, [ctx.tools["llvm-objcopy"], *OBJCOPY_OPTIONS,
+              f"--keep-global-symbols={out / 'exports.txt'}", folded, python_o],
+        what="llvm-objcopy --keep-global-symbols")
     kind = run(ctx, ["readelf", "-h", python_o], what="readelf -h python.o", capture=True)
     if "REL (Relocatable file)" not in kind:
         raise BuildError("lib/python.o is not an ELF relocatable object")
