@@ -281,6 +281,9 @@ def install(ctx: Context, source: Path, out: Path) -> dict:
         return skipped
 
     shutil.copytree(source / "Lib", stdlib, ignore=ignore)
+    # Empty: every extension module is built in. It is getpath's landmark for exec_prefix
+    # (without it bin/python3.11 warns "Could not find platform dependent libraries").
+    (stdlib / "lib-dynload").mkdir()
     # The tests stay available beside the runtime, outside its standard library.
     for relative in dropped:
         shutil.copytree(source / "Lib" / relative, tests / relative,
