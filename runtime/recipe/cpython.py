@@ -284,16 +284,12 @@ def install(ctx: Context, source: Path, out: Path) -> dict:
     # Empty: every extension module is built in. It is getpath's landmark for exec_prefix
     # (without it bin/python3.11 warns "Could not find platform dependent libraries").
     (stdlib / "lib-dynload").mkdir()
-    # The tests stay available beside the runtime, outside its standard library.
-    for relative in dropped:
+    # The tests stay available beside the runtime, outside its standard library: test/ as it
+    # is, and for tests inside a package (ctypes/test, unittest/test...) the whole package,
+    # which shadows the identical one of lib/python3.11 when test-lib/ is on PYTHONPATH.
+    for relative in sorted({Path(path).parts[0] for path in dropped}):
         shutil.copytree(source / "Lib" / relative, tests / relative,
                         ignore=shutil.ignore_patterns("__pycache__"))
-        for parent in (tests / relative).parents:
-            if parent == tests:
-                break
-            init = parent / "__init__.py"
-            if not init.exists():
-                init.touch()
     # sysconfig's data module, written by the build.
     sysconfigdata = list(source.glob("build/lib.*/_sysconfigdata_*.py"))
     if len(sysconfigdata) != 1:
