@@ -23,7 +23,7 @@ WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 PATTERN = re.compile(r"(\w+)-(\d+)")
 
 
-def workload(rounds: int = 110) -> int:
+def workload(rounds: int = 440) -> int:
     checksum = 0
     for round_number in range(rounds):
         counts = {}
