@@ -87,10 +87,7 @@ def prepare_source(ctx: Context, work: Path) -> tuple:
                          f"and add them)")
     ordered = [name for name in series if name in wanted]
     apply_quilt_series(ctx, source, debian / "debian/patches", ordered)
-    # Our own fixes (runtime/patches/), after Debian's: each file says what and why.
-    own = sorted(path.name for path in (ctx.recipe_dir / "patches").glob("*.patch"))
-    apply_quilt_series(ctx, source, ctx.recipe_dir / "patches", own)
-    return source, ordered + [f"runtime/patches/{name}" for name in own]
+    return source, ordered
 
 
 def _include_flags(prefixes: dict) -> str:

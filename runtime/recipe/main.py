@@ -22,7 +22,7 @@ from .common import BuildError, Context, atomic_directory, format_seconds, remov
 RECIPE_DIR = Path(__file__).resolve().parent.parent
 # Files whose content decides the output; README, docs and the benchmark are not among them.
 RECIPE_FILES = ["build", "pins.toml", "cpython-patches.txt", "Setup.local.in",
-                "recipe/*.py", "files/*", "patches/*"]
+                "recipe/*.py", "files/*"]
 
 
 def cache_root() -> Path:
