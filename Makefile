@@ -7,12 +7,17 @@ RELEASE := target/release
 PYFERRY := $(RELEASE)/pyferry
 DEMO_DIR := target/demo
 
-.PHONY: build demo test fuzz check fmt clippy check-freebsd bench bench-scale clean
+.PHONY: build runtime demo test fuzz check fmt clippy check-freebsd bench bench-scale clean
 
 ## build: target/release/pyferry and the runtime it finds next to itself
 build:
 	$(CARGO) build --release --locked -p pyferry -p pyferry-launcher
 	$(PYFERRY) -q build-runtime --launcher $(RELEASE)/pyferry-launcher -o $(RELEASE)/pyferry-runtime
+
+## runtime: the portable CPython 3.11 (static, PIC, glibc 2.17) built from source by
+## runtime/build, or found in its cache; prints its directory (runtime/README.md)
+runtime:
+	/usr/bin/python3 runtime/build
 
 ## demo: pack examples/numpy-demo with numpy from the package index, and run it
 demo: build
