@@ -7,17 +7,28 @@ RELEASE := target/release
 PYFERRY := $(RELEASE)/pyferry
 DEMO_DIR := target/demo
 
-.PHONY: build runtime demo test fuzz check fmt clippy check-freebsd bench bench-scale clean
+.PHONY: build runtime toolchain demo test fuzz check fmt clippy check-freebsd bench bench-scale clean
+
+TOOLCHAIN := target/toolchain
 
 ## build: target/release/pyferry and the runtime it finds next to itself
-build:
+build: toolchain
 	$(CARGO) build --release --locked -p pyferry -p pyferry-launcher
-	$(PYFERRY) -q build-runtime --launcher $(RELEASE)/pyferry-launcher -o $(RELEASE)/pyferry-runtime
+	$(PYFERRY) -q build-runtime --launcher $(RELEASE)/pyferry-launcher \
+		--stdlib $(TOOLCHAIN)/cpython/lib/python3.11 --runtime-info $(TOOLCHAIN)/cpython/runtime.json \
+		-o $(RELEASE)/pyferry-runtime
 
 ## runtime: the portable CPython 3.11 (static, PIC, glibc 2.17) built from source by
 ## runtime/build, or found in its cache; prints its directory (runtime/README.md)
 runtime:
 	/usr/bin/python3 runtime/build
+
+## toolchain: what every cargo command here links with (.cargo/config.toml): the runtime, and
+## zig cc for glibc 2.17, linked into target/toolchain/ (the first time builds CPython from
+## source, about 20 minutes; then it comes from the cache)
+toolchain:
+	/usr/bin/python3 runtime/build >/dev/null
+	/usr/bin/python3 runtime/link-tools $(TOOLCHAIN) >/dev/null
 
 ## demo: pack examples/numpy-demo with numpy from the package index, and run it
 demo: build
@@ -45,12 +56,12 @@ fuzz: build
 fmt:
 	$(CARGO) fmt --all -- --check
 
-clippy:
+clippy: toolchain
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 ## check-freebsd: the launcher's FreeBSD code compiles (never run here); skipped when the
 ## target's standard library cannot be downloaded
-check-freebsd:
+check-freebsd: toolchain
 	@if rustup target add x86_64-unknown-freebsd >/dev/null 2>&1; then \
 		$(CARGO) check --locked --target x86_64-unknown-freebsd -p pyferry-launcher; \
 	else \

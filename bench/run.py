@@ -19,6 +19,7 @@ checks (private mount namespaces). The steps, one module each:
               when PYFERRY_BENCH_SMAPS=1), bytes written by a first run (wait4's ru_oublock, and
               what is left in the fresh directories), and one run each with TMPDIR on a noexec
               tmpfs and with HOME read-only, inside a private mount namespace;
+  cpu.py      a CPU-bound pure-Python workload, the packed runtime against Debian's python3.11;
   children.py the start-up of a python child started through `sys.executable` from a pyferry
               app, beside the same child of a venv's python;
   report.py   pyferry's goals with computed verdicts, one table per app (absolute medians and
@@ -42,6 +43,7 @@ import time
 from pathlib import Path
 
 import children
+import cpu
 from apps import APP_PINS, download_wheels, prepare_sources, select_apps
 from chart import render
 from common import (APP_WHEELS, CHART, DOC, PYFERRY, RAW, RUNTIME, SCRATCH, TIME, BenchError,
@@ -108,7 +110,7 @@ def run_app(app, tools, settings, install_errors):
     return AppResult(app, builds, figures, FLOOR_KEY)
 
 
-def raw_data(results, settings, run_info, child_result):
+def raw_data(results, settings, run_info, child_result, cpu_result):
     """Every sample, for a closer look than the medians."""
     apps = {}
     for result in results:
@@ -123,7 +125,7 @@ def raw_data(results, settings, run_info, child_result):
             tools[key] = entry
         apps[result.app.name] = tools
     return {"settings": dataclasses.asdict(settings), "run": run_info, "apps": apps,
-            "children": child_result}
+            "children": child_result, "cpu": cpu_result}
 
 
 def binaries_stamp():
@@ -144,7 +146,9 @@ def main():
         tools = select_tools(settings, args.tools)
         install_errors = prepare(apps, tools)
         results = [run_app(app, tools, settings, install_errors) for app in apps]
-        child_result = children.measure(settings, log) if any(t.key == "pyferry" for t in tools) else None
+        with_pyferry = any(t.key == "pyferry" for t in tools)
+        child_result = children.measure(settings, log) if with_pyferry else None
+        cpu_result = cpu.measure(settings, log) if with_pyferry else None
     except BenchError as error:
         sys.exit(f"\nBENCHMARK ABORTED: {error}")
     finally:
@@ -164,11 +168,13 @@ def main():
     for result in results:
         print(f"\n## {result.app.name}\n\n{app_table(result)}")
     print("\n## Where another tool beats pyferry\n\n" + "\n".join(where_pyferry_loses(results)))
+    extra = children.section(child_result) + "\n" + cpu.section(cpu_result)
     if child_result:
-        print("\n" + children.section(child_result))
-    write_doc(document(results, settings, run_info, tool_versions(tools), children.section(child_result)))
+        print("\n" + extra)
+    write_doc(document(results, settings, run_info, tool_versions(tools), extra))
     CHART.write_text(render(results))
-    RAW.write_text(json.dumps(raw_data(results, settings, run_info, child_result), indent=1) + "\n")
+    RAW.write_text(json.dumps(raw_data(results, settings, run_info, child_result, cpu_result),
+                              indent=1) + "\n")
     print(f"\nwrote {relative(DOC)} and {relative(CHART)} in {run_info['duration']}")
 
 

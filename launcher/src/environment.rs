@@ -170,3 +170,14 @@ pub const ARCHIVE_FS: &str = "PYFERRY_ARCHIVE_FS";
 pub fn archive_fs_enabled() -> bool {
     env::var(ARCHIVE_FS).map_or(true, |value| value != "0")
 }
+
+/// OpenSSL's own variables for where CA certificates are. The launcher sets `SSL_CERT_FILE`
+/// itself when neither is set and OpenSSL's defaults find nothing (`interpreter/certificates.rs`).
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+pub const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+
+pub fn ssl_certificates_set_by_user() -> bool {
+    [SSL_CERT_FILE, SSL_CERT_DIR]
+        .iter()
+        .any(|name| env::var_os(name).is_some_and(|value| !value.is_empty()))
+}

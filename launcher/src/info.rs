@@ -43,6 +43,10 @@ pub fn print(context: &ArchiveContext, argv: &[OsString]) {
     for (way, result) in memfd::probe() {
         println!("  {way:<40} {result}");
     }
+    println!(
+        "CA certificates:  {}",
+        crate::interpreter::certificates::find()
+    );
     if let Some(setting) = shmem_huge_pages() {
         println!("memory-file huge pages: {setting}");
     }

@@ -264,8 +264,10 @@ fn boot() -> Result<Finished, BootError> {
     if launch == LaunchMode::App {
         lineage.check_depth(&context.root)?;
     }
-    // Before any other thread exists (the prefetch thread starts below): children started by
-    // the application, or by its python children, find the marker and the count.
+    // Before any other thread exists (the prefetch thread starts below): OpenSSL's CA bundle
+    // on hosts where its defaults find none, and, for children started by the application or
+    // by its python children, the marker and the count.
+    interpreter::certificates::configure();
     std::env::set_var(
         environment::ANCESTRY,
         lineage.value_for_children(launch == LaunchMode::App),

@@ -166,9 +166,16 @@ pub struct BuildRuntimeArgs {
     #[arg(long)]
     pub launcher: PathBuf,
 
-    /// The standard library directory of the CPython the launcher embeds.
-    #[arg(long, default_value = "/usr/lib/python3.11")]
+    /// The standard library directory of the CPython the launcher embeds
+    /// (`target/toolchain/cpython/lib/python3.11`, made by runtime/build).
+    #[arg(long)]
     pub stdlib: PathBuf,
+
+    /// The build record of that CPython (`target/toolchain/cpython/runtime.json`, written by
+    /// runtime/build: versions, sources and licences of CPython and its C libraries), carried
+    /// in the runtime and in every application as `.pyferry/runtime.json`.
+    #[arg(long, value_name = "FILE")]
+    pub runtime_info: Option<PathBuf>,
 
     /// Where to write the runtime.
     #[arg(short, long)]

@@ -198,40 +198,6 @@ pub fn cycle_needed_names(
     (names, unusable)
 }
 
-/// The transitive closure of host libraries needed by `needed`, resolved in `search_dirs`,
-/// leaving out glibc: `soname → path on the host`. Used to pack the system libraries of the
-/// standard library's own extension modules into the runtime.
-pub fn host_closure(
-    needed: impl IntoIterator<Item = String>,
-    search_dirs: &[std::path::PathBuf],
-    read: impl Fn(&std::path::Path) -> Option<SharedObject>,
-) -> (BTreeMap<String, std::path::PathBuf>, BTreeSet<String>) {
-    let mut found = BTreeMap::new();
-    let mut unresolved = BTreeSet::new();
-    let mut queue: Vec<String> = needed.into_iter().collect();
-    while let Some(name) = queue.pop() {
-        if is_glibc_library(&name) || found.contains_key(&name) || unresolved.contains(&name) {
-            continue;
-        }
-        match search_dirs
-            .iter()
-            .map(|dir| dir.join(&name))
-            .find(|path| path.exists())
-        {
-            Some(path) => {
-                if let Some(object) = read(&path) {
-                    queue.extend(object.needed);
-                }
-                found.insert(name, path);
-            }
-            None => {
-                unresolved.insert(name);
-            }
-        }
-    }
-    (found, unresolved)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

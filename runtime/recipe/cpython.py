@@ -96,7 +96,18 @@ def _include_flags(prefixes: dict) -> str:
     return " ".join(flags)
 
 
-def configure(ctx: Context, source: Path, prefixes: dict) -> dict:
+def compile_glibc_compat(ctx: Context, work: Path) -> Path:
+    """runtime/files/glibc-compat.c: memfd_create() and copy_file_range() as system calls, for
+    glibc 2.17 (which has neither); linked into every program of the build and into
+    lib/python.o."""
+    compat = work / "glibc-compat.o"
+    run(ctx, [ctx.tools["cc"], "-O2", "-fPIC", "-Wall", "-c",
+              ctx.recipe_dir / "files" / "glibc-compat.c", "-o", compat],
+        what="compiling runtime/files/glibc-compat.c")
+    return compat
+
+
+def configure(ctx: Context, source: Path, prefixes: dict, compat: Path) -> dict:
     env = toolchain.environment(ctx)
     p = prefixes
     env.update({
@@ -104,7 +115,7 @@ def configure(ctx: Context, source: Path, prefixes: dict) -> dict:
         "OPT": OPT,
         "CPPFLAGS": _include_flags(prefixes),
         "LDFLAGS": " ".join(f"-L{prefix}/lib" for prefix in prefixes.values()),
-        "LIBS": "-lpthread -ldl",
+        "LIBS": f"-lpthread -ldl {compat}",
         "LIBSQLITE3_CFLAGS": f"-I{p['sqlite']}/include",
         "LIBSQLITE3_LIBS": f"{p['sqlite']}/lib/libsqlite3.a -lm -ldl -lpthread",
         "LIBLZMA_CFLAGS": f"-I{p['xz']}/include",
@@ -124,6 +135,9 @@ def configure(ctx: Context, source: Path, prefixes: dict) -> dict:
         # configure cannot test these in a cross-capable build; both are facts of Linux.
         "ac_cv_file__dev_ptmx": "yes",
         "ac_cv_file__dev_ptc": "no",
+        # glibc 2.17 lacks them; runtime/files/glibc-compat.c defines them (system calls).
+        "ac_cv_func_memfd_create": "yes",
+        "ac_cv_func_copy_file_range": "yes",
     })
     arguments = [
         "./configure", f"--prefix={PREFIX}", "--build=x86_64-linux-gnu",
@@ -176,6 +190,10 @@ def make(ctx: Context, source: Path, env: dict) -> None:
     build uses ThinLTO and the merged profile."""
     env = dict(env)
     env["PYFERRY_PGO_RUNTIME"] = ctx.tools["profile_runtime"]
+    # Make's own CPPFLAGS (configure's are in the Makefile as CONFIGURE_CPPFLAGS) declare the
+    # glibc-compat functions to every compile. Not given to configure: it preprocesses test
+    # files to learn the compiler's name, and the declaration in that output breaks it.
+    env["CPPFLAGS"] = f"-include {ctx.recipe_dir / 'files' / 'glibc-compat.h'}"
     without_lto = {}
     for name in ("CONFIGURE_CFLAGS_NODIST", "CONFIGURE_LDFLAGS_NODIST"):
         value = _makefile_value(source, name)
@@ -219,7 +237,7 @@ def fold_libraries(ctx: Context, cpython_o: Path, prefixes: dict, folded: Path) 
     """Adds the C libraries' members that CPython uses. GNU ld (binutils), not lld: OpenSSL's
     assembly declares OPENSSL_ia32cap_P as a common symbol, and only GNU ld gives common
     symbols their space in a relocatable link (`-d`); a common symbol cannot be made local."""
-    run(ctx, ["ld", "-r", "-d", "-o", folded, cpython_o,
+    run(ctx, ["ld", "-r", "-d", "-o", folded, cpython_o, cpython_o.parent / "glibc-compat.o",
               *(prefixes[name] / "lib" / archive for name, archive in ARCHIVES)],
         what="partial link of CPython with the C libraries (GNU ld -r -d; hint: apt-get "
              "install binutils)")
@@ -325,7 +343,8 @@ def build(ctx: Context, prefixes: dict, out: Path, recipe: str, final: Path) -> 
     with step(ctx, "cpython: sources and Debian's security patches"):
         source, patches = prepare_source(ctx, work)
     with step(ctx, "cpython: configure"):
-        env = configure(ctx, source, prefixes)
+        compat = compile_glibc_compat(ctx, work / "src")
+        env = configure(ctx, source, prefixes, compat)
         modules = write_setup_local(ctx, source, prefixes)
     with step(ctx, "cpython: make (instrumented build, training run, ThinLTO build with the profile)"):
         make(ctx, source, env)

@@ -41,6 +41,13 @@ assert hashlib.sha256(b"").hexdigest().startswith("e3b0c442")
 assert hashlib.sha256.__module__ == "_hashlib" or hashlib.sha256.__name__.startswith("openssl")
 assert hashlib.new("sha3_256", b"").hexdigest().startswith("a7ffc6f8")
 uuid.uuid1(); uuid.uuid4()
+import os
+fd = os.memfd_create("verify", os.MFD_CLOEXEC)
+os.write(fd, b"pyferry")
+copy = os.memfd_create("verify-copy")  # same filesystem: no EXDEV on any kernel
+assert os.copy_file_range(fd, copy, 7, 0) == 7
+assert os.pread(copy, 7, 0) == b"pyferry"
+os.close(fd), os.close(copy)
 print(json.dumps({"builtin": sorted(sys.builtin_module_names), "openssl": ssl.OPENSSL_VERSION,
                   "sqlite": sqlite3.sqlite_version, "expat": pyexpat.EXPAT_VERSION,
                   "lzma": lzma.LZMA_VERSION if hasattr(lzma, "LZMA_VERSION") else "",

@@ -50,6 +50,15 @@ pub fn glibc_root(root: &Path, extra: &[&str]) {
 
 /// Runs `/app.bin ARGS` inside `root` in a private mount namespace with `/proc` mounted.
 pub fn run_in_root(root: &Path, args: &str) -> pyferry_tests::Finished {
+    run_in_root_with(root, args, &[])
+}
+
+/// [`run_in_root`] with environment variables.
+pub fn run_in_root_with(
+    root: &Path,
+    args: &str,
+    environment: &[(&str, &str)],
+) -> pyferry_tests::Finished {
     let script = format!(
         "mount -t proc proc {root}/proc && exec chroot {root} /app.bin {args}",
         root = root.display()
@@ -57,7 +66,8 @@ pub fn run_in_root(root: &Path, args: &str) -> pyferry_tests::Finished {
     run(Command::new("unshare")
         .args(["--mount", "--fork", "sh", "-c", &script])
         .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"))
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(environment.iter().copied()))
 }
 
 #[test]

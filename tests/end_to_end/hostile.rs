@@ -1,7 +1,9 @@
 //! Hostile hosts: `memfd_create` denied by a seccomp filter, a kernel without
 //! `MFD_NOEXEC_SEAL`, `vm.memfd_noexec=2`, no `/proc`, every temporary directory `noexec`, a low
-//! open-file limit. Each runs the numpy probe app and a standard-library-natives app, as root,
-//! in namespaces of its own (CI is root; elsewhere the tests say so and pass vacuously).
+//! open-file limit. Each runs the numpy probe app (its extensions and `numpy.libs` load from
+//! memory files) as root, in namespaces of its own (CI is root; elsewhere the tests say so and
+//! pass vacuously). The standard-library-natives app has every extension module built into the
+//! launcher and holds no shared object: it runs where no memory file can be made at all.
 //!
 //! The seccomp filters come from a small C program compiled here with gcc: it installs the
 //! filter (`prctl(PR_SET_SECCOMP)`) and execs the app.
@@ -23,7 +25,7 @@ struct Subject {
 }
 
 /// The probe app with only the standard library: its natives (`_ssl`, `_sqlite3`, `_ctypes`,
-/// `_lzma`, `_decimal`...) and the system libraries they need, from the runtime.
+/// `_lzma`, `_decimal`...), all built into the launcher.
 fn stdlib_app() -> &'static Path {
     static APP: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
     let (_, path) = APP.get_or_init(|| {
@@ -41,21 +43,27 @@ fn stdlib_app() -> &'static Path {
     path
 }
 
-fn subjects() -> [Subject; 2] {
-    [
-        Subject {
-            name: "numpy",
-            exe: natives_app(),
-            check: "numpy",
-            expected: NUMPY_EXPECTED,
-        },
-        Subject {
-            name: "stdlib",
-            exe: stdlib_app(),
-            check: "stdlib",
-            expected: STDLIB_EXPECTED,
-        },
-    ]
+/// The apps that load shared objects from memory files.
+fn subjects() -> [Subject; 1] {
+    [numpy_subject()]
+}
+
+fn numpy_subject() -> Subject {
+    Subject {
+        name: "numpy",
+        exe: natives_app(),
+        check: "numpy",
+        expected: NUMPY_EXPECTED,
+    }
+}
+
+fn stdlib_subject() -> Subject {
+    Subject {
+        name: "stdlib",
+        exe: stdlib_app(),
+        check: "stdlib",
+        expected: STDLIB_EXPECTED,
+    }
 }
 
 const SECCOMP_RUN_C: &str = r#"
@@ -273,6 +281,32 @@ fn memfd_denied_and_every_tmp_noexec_is_one_clear_import_error() {
 }
 
 #[test]
+fn the_standard_library_needs_no_memory_file_and_no_exec_mount() {
+    if skip_unless_root("the standard library's no-memory-file test") {
+        return;
+    }
+    let subject = stdlib_subject();
+    assert_eq!(
+        descriptors_needed(subject.exe).0,
+        0,
+        "the stdlib app holds a shared object"
+    );
+    // Every way to make a memory file closed, and every descriptor beyond 32 too.
+    let finished = in_namespace(
+        &["--mount"],
+        &subject,
+        "mkdir /mnt/run; for dir in /mnt/run /dev/shm /tmp /var/tmp; do mount -t tmpfs -o noexec tmpfs $dir; done",
+        "ulimit -n 32; PYFERRY_LOG=debug XDG_RUNTIME_DIR=/mnt/run exec $SECCOMP eperm $APP $CHECK",
+    );
+    assert_output(&subject, &finished);
+    assert!(
+        !finished.stderr.contains("memfd_create") && !finished.stderr.contains("O_TMPFILE"),
+        "a memory file was tried: {}",
+        finished.stderr
+    );
+}
+
+#[test]
 fn kernel_without_noexec_seal_retries_without_the_flag() {
     if skip_unless_root("the MFD_NOEXEC_SEAL retry test") {
         return;
@@ -356,7 +390,7 @@ fn no_proc_is_one_clear_error() {
     if skip_unless_root("the no-/proc test") {
         return;
     }
-    for subject in subjects() {
+    for subject in [numpy_subject(), stdlib_subject()] {
         let finished = in_namespace(
             &["--mount"],
             &subject,

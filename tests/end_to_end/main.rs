@@ -12,6 +12,7 @@ mod isolation;
 mod load;
 mod native;
 mod packer;
+mod portable;
 mod python_parity;
 mod pyz;
 mod read_by_path;

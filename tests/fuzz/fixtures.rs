@@ -6,13 +6,23 @@ use std::sync::OnceLock;
 
 use pyferry_payload::{Compression, EntryPoint, Manifest, PayloadWriter, FORMAT_VERSION};
 use pyferry_tests::damage::{self, RawEntry, ZipWriter};
-use pyferry_tests::{launcher, Scratch};
+use pyferry_tests::{launcher, pip_install, Scratch};
 
 /// What the real app prints.
 pub const HELLO_OUTPUT: &str = "hello 42\n";
 
-/// The real app: a module, a stdlib extension (`_json`) and one that needs a library of the
-/// archive (`_lzma` needs `.pyferry/libs/liblzma.so.5`), as `pyferry pack` writes it.
+/// The wheel the real app packs: an extension module (`zmq.backend.cython._zmq`) that needs a
+/// vendored library (`pyzmq.libs/libzmq`), which needs another (`libsodium`): the standard
+/// library's own extension modules are built into the launcher, so the shared objects damage
+/// aims at come from a real wheel, as `pyferry pack` writes them.
+pub const WHEEL: &str = "pyzmq==27.3.0";
+
+/// The extension module and the libraries it loads, as archive names.
+pub const EXTENSION: &str = "zmq/backend/cython/_zmq.cpython-311-x86_64-linux-gnu.so";
+pub const LIBZMQ: &str = "pyzmq.libs/libzmq-2f02442c.so.5.2.5";
+pub const LIBSODIUM: &str = "pyzmq.libs/libsodium-6c8f8377.so.26.4.0";
+
+/// The real app: a module and the extension module of [`WHEEL`] with its two libraries.
 pub struct App {
     pub bytes: Vec<u8>,
     _scratch: Scratch,
@@ -20,11 +30,12 @@ pub struct App {
 
 fn pack_hello(value: u32) -> App {
     let scratch = Scratch::new();
+    pip_install(&scratch.path("app"), &[WHEEL]);
     let path = scratch.packed_app(
         &[
             (
                 "__main__.py",
-                "import mod, _json, _lzma\nprint('hello', mod.VALUE)\n",
+                "import mod\nfrom zmq.backend.cython import _zmq\nprint('hello', mod.VALUE)\n",
             ),
             ("mod.py", &format!("VALUE = {value}\n")),
         ],

@@ -1,33 +1,45 @@
 //! `pyferry build-runtime`: the launcher plus the standard library, compiled by the launcher's
-//! own interpreter, into the runtime that `pack` copies into every application.
+//! own interpreter, into the runtime that `pack` copies into every application. Every extension
+//! module of the standard library is built into the launcher (runtime/build), so the runtime
+//! holds no shared object at all.
 //!
 //! Two stages, so that no host Python is needed: stage one packs the standard library as
 //! sources (the launcher compiles them at import time, slowly but correctly) with the build
 //! helper as entry point; stage one then compiles every source, and stage two packs the
 //! bytecode.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use pyferry_payload::{Archive, ArchiveError, EntryPoint, Manifest, PayloadKind, FORMAT_VERSION};
 
 use crate::assemble::{self, Contents, PlannedEntry};
 use crate::cli::BuildRuntimeArgs;
 use crate::compile::{self, CompileItem};
-use crate::elf::{self, SharedObject};
-use crate::libraries;
 use crate::stdlib;
 
 /// The build helper's source, embedded in `pyferry`.
 const BUILD_HELPER: &str = include_str!("../../python/_pyferry_build.py");
 const BUILD_HELPER_NAME: &str = "_pyferry_build.py";
 
-/// Where the host's shared libraries are looked up (Debian's multiarch layout).
-const HOST_LIBRARY_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"];
+/// Where the runtime's build record (`--runtime-info`) is carried.
+pub const RUNTIME_INFO_PATH: &str = ".pyferry/runtime.json";
 
-/// Archive directory of the system libraries that the standard library's extensions need.
-pub const RUNTIME_LIBRARY_DIR: &str = ".pyferry/libs";
+/// The build record, checked to be a JSON object naming the CPython version.
+fn read_runtime_info(path: &std::path::Path) -> Result<Vec<u8>> {
+    let bytes = fs_err::read(path)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|error| anyhow::anyhow!("`{}` is not JSON: {error}", path.display()))?;
+    if value
+        .pointer("/cpython/version")
+        .and_then(|v| v.as_str())
+        .is_none()
+    {
+        bail!(
+            "`{}` is not a runtime build record (no `cpython.version`)",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
 
 pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     let launcher = fs_err::read(&args.launcher)?;
@@ -45,41 +57,21 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             args.stdlib.display()
         );
     }
+    if let Some(extension) = stdlib::extension_modules(&args.stdlib)?.first() {
+        bail!(
+            "`{}` holds extension modules (`lib-dynload/{}`): the runtime's standard library must have every extension module built into the launcher (runtime/build makes such a CPython)",
+            args.stdlib.display(),
+            extension.name
+        );
+    }
     let library = stdlib::library_files(&args.stdlib)?;
-    let extensions = stdlib::extension_modules(&args.stdlib)?;
+    let runtime_info = match &args.runtime_info {
+        Some(path) => Some(read_runtime_info(path)?),
+        None => None,
+    };
 
-    let mut objects: BTreeMap<String, SharedObject> = BTreeMap::new();
-    let mut needed = Vec::new();
-    for extension in &extensions {
-        let bytes = fs_err::read(&extension.path)?;
-        let object = elf::read_shared_object(&bytes)
-            .with_context(|| format!("`{}` is not a shared object", extension.path.display()))?;
-        needed.extend(object.needed.iter().cloned());
-        objects.insert(extension.name.clone(), object);
-    }
-    let search_dirs: Vec<PathBuf> = HOST_LIBRARY_DIRS.iter().map(PathBuf::from).collect();
-    let (host_libraries, unresolved) = libraries::host_closure(needed, &search_dirs, |path| {
-        elf::read_shared_object(&std::fs::read(path).ok()?)
-    });
-    for name in &unresolved {
-        tracing::warn!("the standard library needs `{name}`, which is not installed here; modules that use it will not import");
-    }
-    let mut library_entries = Vec::new();
-    for (soname, path) in &host_libraries {
-        let name = format!("{RUNTIME_LIBRARY_DIR}/{soname}");
-        let bytes = fs_err::read(path)?;
-        let mut object = elf::read_shared_object(&bytes).unwrap_or_default();
-        object.soname = Some(soname.clone());
-        objects.insert(name.clone(), object);
-        library_entries.push(PlannedEntry {
-            name,
-            contents: Contents::File(path.clone()),
-        });
-    }
-    let graph = libraries::library_graph(&objects);
     let mut floor = crate::glibc_floor::FloorBuilder::default();
     floor.add_launcher(&launcher);
-    floor.add_objects(&objects);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::Runtime,
@@ -90,8 +82,8 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             module: "_pyferry_build".to_string(),
             function: Some("main".to_string()),
         },
-        shared_libraries: graph.dependencies,
-        load_plans: libraries::load_plans(&objects),
+        shared_libraries: Default::default(),
+        load_plans: Default::default(),
         scripts: Default::default(),
         distributions: Default::default(),
         glibc_floor: floor.finish(None),
@@ -106,31 +98,15 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
         .tempdir()?;
     let helper_path = work.path().join(BUILD_HELPER_NAME);
     fs_err::write(&helper_path, BUILD_HELPER)?;
-    let fixed_entries = || {
-        let mut entries: Vec<PlannedEntry> = extensions
-            .iter()
-            .map(|file| PlannedEntry {
-                name: file.name.clone(),
-                contents: Contents::File(file.path.clone()),
-            })
-            .collect();
-        entries.extend(library_entries.iter().map(|entry| PlannedEntry {
-            name: entry.name.clone(),
-            contents: match &entry.contents {
-                Contents::File(path) => Contents::File(path.clone()),
-                _ => unreachable!("library entries are files"),
-            },
-        }));
-        entries
-    };
-
     // Stage one: sources.
     let stage_one = work.path().join("stage-one");
-    let mut entries = fixed_entries();
-    entries.extend(library.iter().map(|file| PlannedEntry {
-        name: file.name.clone(),
-        contents: Contents::File(file.path.clone()),
-    }));
+    let mut entries: Vec<PlannedEntry> = library
+        .iter()
+        .map(|file| PlannedEntry {
+            name: file.name.clone(),
+            contents: Contents::File(file.path.clone()),
+        })
+        .collect();
     entries.push(PlannedEntry {
         name: BUILD_HELPER_NAME.to_string(),
         contents: Contents::File(helper_path.clone()),
@@ -160,7 +136,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     }
 
     // Stage two: bytecode only (sources of what did not compile).
-    let mut entries = fixed_entries();
+    let mut entries = Vec::new();
     for file in library
         .iter()
         .chain(std::iter::once(&crate::tree::TreeFile {
@@ -179,14 +155,19 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
             }),
         }
     }
+    if let Some(info) = runtime_info {
+        entries.push(PlannedEntry {
+            name: RUNTIME_INFO_PATH.to_string(),
+            contents: Contents::Bytes(info),
+        });
+    }
     let size =
         assemble::write_executable(&args.output, &launcher, entries, None, &manifest, false)?;
     tracing::info!(
-        "runtime {}: {:.1} MB, {} extension modules, {} system libraries",
+        "runtime {}: {:.1} MB, {} standard library files",
         args.output.display(),
         size as f64 / 1e6,
-        extensions.len(),
-        host_libraries.len()
+        library.len()
     );
     Ok(())
 }

@@ -150,7 +150,8 @@ def check_stdlib():
         await asyncio.sleep(0)
         return "done"
 
-    print("asyncio", asyncio.run(main()), type(asyncio.get_event_loop_policy()).__name__, _asyncio.__file__ == EXE + "/_asyncio.cpython-311-x86_64-linux-gnu.so")
+    # The standard library's extension modules are built into the launcher.
+    print("asyncio", asyncio.run(main()), type(asyncio.get_event_loop_policy()).__name__, _asyncio.__name__ in sys.builtin_module_names)
 
 
 def check_maps():
