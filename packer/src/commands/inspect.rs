@@ -1,12 +1,13 @@
-//! `pyferry inspect FILE`: what a packed application holds, for people (`--json` for scripts).
+//! `pyferry inspect FILE`: what a packed application holds, for people (`--json` for scripts,
+//! `--sbom` for vulnerability scanners).
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use pyferry_payload::{Archive, EntryKind, PayloadKind};
+use anyhow::{bail, Context, Result};
+use pyferry_payload::{Archive, EntryKind, PayloadKind, SBOM_PATH};
 use serde::Serialize;
 
-use crate::cli::InspectArgs;
+use crate::cli::{InspectArgs, SbomFormat};
 
 /// One distribution installed in the application.
 #[derive(Debug, Serialize)]
@@ -111,9 +112,50 @@ fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
     found
 }
 
+/// The SBOM `archive` carries, in `format`: the recorded CycloneDX bytes, or SPDX converted
+/// from them.
+pub fn sbom(path: &Path, archive: &Archive<'_>, format: SbomFormat) -> Result<Vec<u8>> {
+    let manifest = archive.manifest();
+    let Some(recorded) = archive
+        .read(SBOM_PATH)
+        .with_context(|| format!("`{}`: cannot read `{SBOM_PATH}`", path.display()))?
+    else {
+        if manifest.kind == PayloadKind::Runtime {
+            bail!(
+                "`{}` is the pyferry runtime, which carries no SBOM; every file `pyferry pack` writes does",
+                path.display()
+            );
+        }
+        bail!(
+            "`{}` carries no SBOM: it was packed by pyferry {}, before SBOMs were recorded; hint: pack it again",
+            path.display(),
+            manifest.pyferry_version
+        );
+    };
+    match format {
+        SbomFormat::Cyclonedx => Ok(recorded.into_owned()),
+        SbomFormat::Spdx => {
+            let bom: crate::sbom::cyclonedx::Bom =
+                serde_json::from_slice(&recorded).with_context(|| {
+                    format!(
+                        "`{}`: `{SBOM_PATH}` is not a CycloneDX document pyferry can read",
+                        path.display()
+                    )
+                })?;
+            crate::sbom::spdx::convert(&bom)
+        }
+    }
+}
+
 pub fn inspect(args: &InspectArgs) -> Result<()> {
     let bytes = open(&args.file)?;
     let archive = parse(&args.file, &bytes)?;
+    if args.sbom {
+        let document = sbom(&args.file, &archive, args.format)?;
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &document)
+            .context("cannot write the SBOM to standard output")?;
+        return Ok(());
+    }
     let manifest = archive.manifest();
     let report = Report {
         file: args.file.display().to_string(),
