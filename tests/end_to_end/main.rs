@@ -16,3 +16,4 @@ mod python_parity;
 mod pyz;
 mod read_by_path;
 mod real_files;
+mod sbom;
