@@ -730,6 +730,16 @@ fn sbom_errors_are_one_line() {
         !exe.exists(),
         "nothing is packed when the SBOM cannot be written"
     );
+    let itself = pack_offline(
+        &[
+            scratch.path("app").to_str().unwrap(),
+            "--sbom",
+            exe.to_str().unwrap(),
+        ],
+        &exe,
+    );
+    assert_error_line(&itself, "names the output itself");
+    assert!(!exe.exists());
     let without = run(pyferry_command(["inspect", "--format", "spdx"]).arg(&exe));
     assert_eq!(without.code, Some(2), "{without:#?}");
     assert!(without.stderr.contains("--sbom"), "{}", without.stderr);

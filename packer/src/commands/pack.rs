@@ -462,9 +462,24 @@ fn write_sbom_file(path: &Path, document: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `left` and `right` name the same file (made absolute, not resolved).
+fn same_path(left: &Path, right: &Path) -> bool {
+    match (std::path::absolute(left), std::path::absolute(right)) {
+        (Ok(left), Ok(right)) => left == right,
+        _ => left == right,
+    }
+}
+
 /// Checks, before anything is packed, that `--sbom FILE` can be written: not a directory, in
-/// an existing directory.
-fn check_sbom_path(path: &Path) -> Result<()> {
+/// an existing directory, not the output itself.
+fn check_sbom_path(path: &Path, output: Option<&Path>) -> Result<()> {
+    if output.is_some_and(|output| same_path(path, output)) {
+        bail!(
+            "`--sbom {}` names the output itself; give the SBOM another name (`{}.cdx.json`)",
+            path.display(),
+            path.display()
+        );
+    }
     if path.is_dir() {
         bail!(
             "`--sbom {}` is a directory; give the path of the SBOM file to write",
@@ -520,10 +535,12 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
     };
     assemble::check_output(output)?;
     if let Some(path) = &args.sbom {
-        check_sbom_path(path)?;
+        check_sbom_path(path, Some(output))?;
     }
     let target = Target::executable(args.python_platform);
-    let gathered = gather(args, &target, std::slice::from_ref(output))?;
+    let mut exclude = vec![output.clone()];
+    exclude.extend(args.sbom.clone());
+    let gathered = gather(args, &target, &exclude)?;
     let output_name = output
         .file_name()
         .and_then(|name| name.to_str())
@@ -844,10 +861,12 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
     };
     let shebang = crate::pyz::shebang(args.shebang.as_deref(), &target)?;
     if let Some(path) = &args.sbom {
-        check_sbom_path(path)?;
+        check_sbom_path(path, None)?;
     }
     let destination = crate::pyz::Destination::from_output(args.output.as_deref())?;
-    let gathered = gather(args, &target, &destination.exclusions())?;
+    let mut exclude = destination.exclusions();
+    exclude.extend(args.sbom.clone());
+    let gathered = gather(args, &target, &exclude)?;
     if let Some(file) = gathered
         .files
         .iter()
@@ -922,6 +941,9 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
     };
     let name = application_name(args, &gathered);
     let output = destination.path(&name, &tags);
+    if let Some(path) = &args.sbom {
+        check_sbom_path(path, Some(&output))?;
+    }
 
     let run_name = |entry: &EntryPoint| -> String {
         if entry.module == "__main__" && entry.function.is_none() {
