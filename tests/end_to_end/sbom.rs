@@ -306,6 +306,7 @@ fn an_executable_carries_an_sbom_that_the_reference_tools_accept() {
             .stdout,
     )
     .expect("JSON");
+    assert_eq!(report["sbom"], ".pyferry/sbom.cdx.json");
     let listed = distributions(&bom);
     let inspected: BTreeMap<String, &Value> = report["distributions"]
         .as_array()

@@ -42,6 +42,8 @@ struct Report {
     entry_point: String,
     scripts: std::collections::BTreeMap<String, String>,
     entries: usize,
+    /// The archive entry holding the file's SBOM (`None` for files packed before SBOMs).
+    sbom: Option<String>,
     distributions: Vec<Distribution>,
 }
 
@@ -186,6 +188,10 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             .map(|(name, entry)| (name.clone(), entry.to_string()))
             .collect(),
         entries: archive.index().len(),
+        sbom: archive
+            .index()
+            .position(SBOM_PATH)
+            .map(|_| SBOM_PATH.to_string()),
         distributions: distributions(&archive),
     };
     if args.json {
@@ -243,6 +249,16 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     for (name, entry) in &report.scripts {
         println!("script:        {name} -> {entry}");
+    }
+    match &report.sbom {
+        Some(path) => println!(
+            "sbom:          CycloneDX 1.6 in {path} (`pyferry inspect --sbom {}`)",
+            report.file
+        ),
+        None if manifest.kind != PayloadKind::Runtime => {
+            println!("sbom:          none (packed before SBOMs were recorded)")
+        }
+        None => {}
     }
     if report.distributions.is_empty() {
         println!("distributions: none");

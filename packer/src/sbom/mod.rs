@@ -175,7 +175,9 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Bom> {
         else {
             continue;
         };
-        let text = fs_err::read_to_string(path)?;
+        // Core metadata is UTF-8; an older file in another encoding loses only the odd
+        // character of a name or summary, never the pack.
+        let text = String::from_utf8_lossy(&fs_err::read(path)?).into_owned();
         let mut core = metadata::parse(&text);
         let stem = dist_info.trim_end_matches(".dist-info");
         let (stem_name, stem_version) = stem.rsplit_once('-').unwrap_or((stem, ""));
@@ -205,8 +207,9 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Bom> {
         // The libraries its wheel vendors, as its RECORD lists them.
         let record = paths
             .get(format!("{dist_info}/RECORD").as_str())
-            .map(fs_err::read_to_string)
+            .map(fs_err::read)
             .transpose()?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         let mut vendored: BTreeSet<&str> = BTreeSet::new();
         for line in record.lines() {
