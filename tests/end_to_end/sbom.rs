@@ -292,7 +292,9 @@ fn an_executable_carries_an_sbom_that_the_reference_tools_accept() {
         "no time without SOURCE_DATE_EPOCH"
     );
     let application = &bom["metadata"]["component"];
-    assert_eq!(application["name"], "numpy-app");
+    // Named for what it runs, never for the output's name or the tree's directory.
+    assert_eq!(application["name"], "application");
+    assert_eq!(properties(application, "pyferry:entry-point"), ["__main__"]);
     assert_eq!(properties(application, "pyferry:format"), ["executable"]);
     assert!(
         !printed.contains(scratch.dir.path().to_str().unwrap()),
@@ -479,9 +481,13 @@ fn the_sbom_is_deterministic_and_verify_covers_it() {
         let mut documents = Vec::new();
         let mut digests = Vec::new();
         let scratches = [Scratch::new(), Scratch::new()];
-        for (scratch, dir) in scratches.iter().zip(["one", "elsewhere/two"]) {
+        // Elsewhere, and under another name: the same bytes.
+        for (scratch, (dir, name)) in scratches
+            .iter()
+            .zip([("one", "requests-app"), ("elsewhere/two", "renamed")])
+        {
             write_tree(&scratch.path(dir), &files);
-            let exe = scratch.path("requests-app");
+            let exe = scratch.path(name);
             let mut command = pyferry_command(["pack"]);
             command
                 .arg(scratch.path(dir))
@@ -587,7 +593,7 @@ fn a_pyz_carries_an_sbom_of_the_application_and_its_distributions() {
     assert_valid("cyclonedx", &cyclonedx);
     let bom: Value = serde_json::from_str(&std::fs::read_to_string(&cyclonedx).unwrap()).unwrap();
     let application = &bom["metadata"]["component"];
-    assert_eq!(application["name"], "app");
+    assert_eq!(application["name"], "application");
     assert_eq!(properties(application, "pyferry:format"), ["pyz"]);
     assert_eq!(
         properties(application, "pyferry:interpreter-tag"),

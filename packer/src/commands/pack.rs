@@ -425,6 +425,32 @@ fn wheel_origins(installed: &[Installed]) -> BTreeMap<String, crate::sbom::Wheel
         .collect()
 }
 
+/// The application's name in its SBOM: what it runs (the script `-c` names, the module `-e`
+/// names), else the first distribution asked for with `--all-scripts`, else `application`.
+/// Never the output's name or a directory's: the same inputs give the same bytes wherever they
+/// lie and whatever the output is called.
+fn sbom_application_name(args: &PackArgs, gathered: &Gathered) -> String {
+    if let Some(script) = &args.console_script {
+        return script.clone();
+    }
+    if let Some(entry) = &args.entry_point {
+        if let Some(module) = entry
+            .split(':')
+            .next()
+            .map(str::trim)
+            .filter(|module| !module.is_empty())
+        {
+            return module.to_string();
+        }
+    }
+    if args.all_scripts {
+        if let Some(first) = gathered.listed.iter().next() {
+            return first.clone();
+        }
+    }
+    "application".to_string()
+}
+
 /// The entry points of the manifest, as the SBOM names them.
 fn script_names(scripts: &BTreeMap<String, EntryPoint>) -> Vec<String> {
     scripts
@@ -683,7 +709,7 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
     let wheels = wheel_origins(&gathered.installed);
     let bom = crate::sbom::build(&crate::sbom::Inputs {
         application: crate::sbom::Application {
-            name: output_name.to_string(),
+            name: sbom_application_name(args, &gathered),
             format: "executable",
             entry_point: entry_point.to_string(),
             scripts: script_names(&scripts),
@@ -939,8 +965,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         interpreter: target.python.tag(),
         platform: platform_tag.clone(),
     };
-    let name = application_name(args, &gathered);
-    let output = destination.path(&name, &tags);
+    let output = destination.path(&application_name(args, &gathered), &tags);
     if let Some(path) = &args.sbom {
         check_sbom_path(path, Some(&output))?;
     }
@@ -1033,7 +1058,7 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
     let wheels = wheel_origins(&gathered.installed);
     let bom = crate::sbom::build(&crate::sbom::Inputs {
         application: crate::sbom::Application {
-            name,
+            name: sbom_application_name(args, &gathered),
             format: "pyz",
             entry_point: entry_point.to_string(),
             scripts: script_names(&scripts),
