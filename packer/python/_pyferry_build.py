@@ -5,7 +5,8 @@ standard library, whose entry point is this module) to compile sources with exac
 interpreter that will run them.
 
 Usage: <runtime> compile JOB.json, or python3.X _pyferry_build.py compile JOB.json (a pyz for
-another Python version is compiled by that version).
+another Python version is compiled by that version); <runtime> version prints the interpreter's
+exact version as JSON (`platform.python_version()` and `sys.version`, for the SBOM).
 JOB.json is a list of [source_path, archive_name, output_path]. Each source is compiled with
 `archive_name` as its file name (the launcher rewrites it to the path inside the application at
 import time), into an unchecked hash-based .pyc, so the output depends on the source only.
@@ -48,9 +49,18 @@ def compile_job(job_path):
     return 0
 
 
+def print_version():
+    import platform
+
+    print(json.dumps({"version": platform.python_version(), "sys_version": sys.version}))
+    return 0
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "compile":
         return compile_job(sys.argv[2])
+    if len(sys.argv) == 2 and sys.argv[1] == "version":
+        return print_version()
     print("this is the pyferry runtime; `pyferry` runs it to compile bytecode, and copies it into every app", file=sys.stderr)
     return 2
 

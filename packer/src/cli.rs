@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pyferry", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  pyferry pack myapp/ -o myapp                    # a tree with __main__.py at its root\n  pyferry pack httpie==3.2.4 -c http -o http      # a console script from the package index\n  pyferry pack -r requirements.txt app/ -o app    # requirements plus your code\n  pyferry pack app/ --format pyz                  # app-cp311-manylinux_2_17_x86_64.pyz for python3.11\n  pyferry inspect myapp                           # what is inside"
+    after_help = "Examples:\n  pyferry pack myapp/ -o myapp                    # a tree with __main__.py at its root\n  pyferry pack httpie==3.2.4 -c http -o http      # a console script from the package index\n  pyferry pack -r requirements.txt app/ -o app    # requirements plus your code\n  pyferry pack app/ --format pyz                  # app-cp311-manylinux_2_17_x86_64.pyz for python3.11\n  pyferry inspect myapp                           # what is inside\n  pyferry inspect --sbom myapp > myapp.cdx.json   # its software bill of materials"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pack an application into an executable (or a pyz, with `--format pyz`).
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// Show what a packed application holds: versions, entry points, distributions.
     Inspect(InspectArgs),
     /// Check a packed application against the hashes recorded when it was packed.
@@ -142,6 +142,13 @@ pub struct PackArgs {
     /// Which tool resolves requirements: uv when found (`auto`), or always one of them.
     #[arg(long, value_enum, default_value_t)]
     pub resolver: crate::resolve::Resolver,
+
+    /// Also write the software bill of materials the output carries to FILE (replaced
+    /// atomically): SPDX 2.3 when FILE ends in `.spdx.json`, CycloneDX 1.6 otherwise
+    /// (docs/sbom.md). The same document is inside the output either way: `pyferry inspect
+    /// --sbom` prints it.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
 }
 
 fn parse_platform(text: &str) -> Result<crate::target::Platform, String> {
@@ -188,8 +195,27 @@ pub struct InspectArgs {
     pub file: PathBuf,
 
     /// Print JSON, for scripts.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sbom")]
     pub json: bool,
+
+    /// Print the software bill of materials recorded in the file when it was packed
+    /// (`pyferry inspect --sbom app > app.cdx.json` for a vulnerability scanner).
+    #[arg(long)]
+    pub sbom: bool,
+
+    /// With `--sbom`: CycloneDX 1.6 JSON as recorded, or SPDX 2.3 JSON converted from it.
+    #[arg(long, value_enum, default_value_t, requires = "sbom")]
+    pub format: SbomFormat,
+}
+
+/// The formats `inspect --sbom` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.6 JSON, the document as the file carries it.
+    #[default]
+    Cyclonedx,
+    /// SPDX 2.3 JSON, converted from it.
+    Spdx,
 }
 
 #[derive(Debug, Args)]

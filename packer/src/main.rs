@@ -18,6 +18,7 @@ mod progress;
 mod pyz;
 mod resolve;
 mod runtime;
+mod sbom;
 mod stdlib;
 mod target;
 mod tree;

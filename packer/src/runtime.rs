@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use pyferry_payload::{Archive, PayloadKind};
 
+use crate::sbom::runtime_description::{self, RuntimeDescription};
+
 /// Overrides where the runtime is looked for.
 pub const RUNTIME_VARIABLE: &str = "PYFERRY_RUNTIME";
 
@@ -26,6 +28,15 @@ pub fn candidates() -> Vec<PathBuf> {
         }
     }
     candidates
+}
+
+/// CPython's version as the runtime's interpreter reports it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PythonBuild {
+    /// `platform.python_version()`: `3.11.2`.
+    pub version: String,
+    /// `sys.version`.
+    pub sys_version: String,
 }
 
 /// The runtime, read into memory.
@@ -73,6 +84,49 @@ impl Runtime {
     pub fn zip_archive(&self) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>> {
         zip::ZipArchive::new(std::io::Cursor::new(self.bytes.as_slice()))
             .with_context(|| format!("`{}` is not a usable pyferry runtime", self.path.display()))
+    }
+
+    /// CPython's exact version, asked of the runtime itself (its build helper's `version`).
+    pub fn python_build(&self) -> Result<PythonBuild> {
+        let output = std::process::Command::new(&self.path)
+            .arg("version")
+            .env_remove("PYFERRY_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run the pyferry runtime `{}`", self.path.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        match serde_json::from_str::<PythonBuild>(stdout.trim()) {
+            Ok(build) if output.status.success() => Ok(build),
+            _ => bail!(
+                "the pyferry runtime `{}` did not report its Python version ({}): {}",
+                self.path.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no message")
+            ),
+        }
+    }
+
+    /// What the runtime's recipe says about it (`runtime.json`): an entry
+    /// `.pyferry/runtime.json` of the runtime, else the file beside it; `None` when neither
+    /// exists (a runtime built on Debian's libpython has none).
+    pub fn description(&self) -> Result<Option<(String, RuntimeDescription)>> {
+        let inside = format!(".pyferry/{}", runtime_description::FILE_NAME);
+        if let Some(bytes) = self.archive()?.read(&inside).ok().flatten() {
+            let origin = format!("`{}` in `{}`", inside, self.path.display());
+            let description = runtime_description::parse(&String::from_utf8_lossy(&bytes))
+                .with_context(|| format!("{origin} is not a runtime description"))?;
+            return Ok(Some((origin, description)));
+        }
+        let beside = self.path.with_file_name(runtime_description::FILE_NAME);
+        if !beside.is_file() {
+            return Ok(None);
+        }
+        let description = runtime_description::read(&beside)?;
+        Ok(Some((format!("`{}`", beside.display()), description)))
     }
 
     /// The launcher executable in front of the runtime's zip.

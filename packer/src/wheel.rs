@@ -49,6 +49,11 @@ impl WheelName {
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub name: WheelName,
+    /// The wheel's file name and the SHA-256 (hex) of its bytes.
+    pub wheel_file: String,
+    pub wheel_sha256: String,
+    /// The `*.dist-info` directory it installed.
+    pub dist_info: String,
     /// Files installed, relative to the staging root.
     pub files: Vec<String>,
     /// `console_scripts` entry points: name → `module:function`.
@@ -183,6 +188,23 @@ pub fn console_scripts(entry_points: &str) -> BTreeMap<String, String> {
 /// Installs the wheel at `path` into `root`, for `target`.
 pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
     let name = check_tags(path, target)?;
+    let mut hasher = Sha256::new();
+    let mut reader = fs_err::File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let count = reader
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        if count == 0 {
+            break;
+        }
+        hasher.update(&buffer[..count]);
+    }
+    let wheel_sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     let file = fs_err::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file)
         .with_context(|| format!("`{}` is not a valid wheel (zip)", path.display()))?;
@@ -206,6 +228,12 @@ pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
     let data_dir = format!("{}.data", dist_info.trim_end_matches(".dist-info"));
     let mut installed = Installed {
         name,
+        wheel_file: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        wheel_sha256,
+        dist_info: dist_info.clone(),
         files: Vec::new(),
         console_scripts: BTreeMap::new(),
         data_scripts: BTreeMap::new(),

@@ -26,6 +26,10 @@ pub use manifest::{
 };
 pub use writer::{Compression, PayloadWriter};
 
+/// The software bill of materials of a packed file (CycloneDX 1.6 JSON), written by the packer
+/// and covered by `.pyferry/RECORD` like every entry; nothing at run time reads it.
+pub const SBOM_PATH: &str = ".pyferry/sbom.cdx.json";
+
 /// Whether archive entry `name` is a shared object: an extension module (`*.so`) or a
 /// versioned library (`libfoo.so.1.2`).
 pub fn is_shared_object(name: &str) -> bool {

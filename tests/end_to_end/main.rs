@@ -17,3 +17,4 @@ mod python_parity;
 mod pyz;
 mod read_by_path;
 mod real_files;
+mod sbom;

@@ -381,3 +381,4 @@ pub fn run_on_a_read_only_root(exe: &Path, args: &[&str]) -> Option<(Finished, V
 
 pub mod contained;
 pub mod damage;
+pub mod sbom_tools;

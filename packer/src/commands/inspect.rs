@@ -1,12 +1,13 @@
-//! `pyferry inspect FILE`: what a packed application holds, for people (`--json` for scripts).
+//! `pyferry inspect FILE`: what a packed application holds, for people (`--json` for scripts,
+//! `--sbom` for vulnerability scanners).
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use pyferry_payload::{Archive, EntryKind, PayloadKind};
+use anyhow::{bail, Context, Result};
+use pyferry_payload::{Archive, EntryKind, PayloadKind, SBOM_PATH};
 use serde::Serialize;
 
-use crate::cli::InspectArgs;
+use crate::cli::{InspectArgs, SbomFormat};
 
 /// One distribution installed in the application.
 #[derive(Debug, Serialize)]
@@ -41,6 +42,8 @@ struct Report {
     entry_point: String,
     scripts: std::collections::BTreeMap<String, String>,
     entries: usize,
+    /// The archive entry holding the file's SBOM (`None` for files packed before SBOMs).
+    sbom: Option<String>,
     distributions: Vec<Distribution>,
 }
 
@@ -111,9 +114,50 @@ fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
     found
 }
 
+/// The SBOM `archive` carries, in `format`: the recorded CycloneDX bytes, or SPDX converted
+/// from them.
+pub fn sbom(path: &Path, archive: &Archive<'_>, format: SbomFormat) -> Result<Vec<u8>> {
+    let manifest = archive.manifest();
+    let Some(recorded) = archive
+        .read(SBOM_PATH)
+        .with_context(|| format!("`{}`: cannot read `{SBOM_PATH}`", path.display()))?
+    else {
+        if manifest.kind == PayloadKind::Runtime {
+            bail!(
+                "`{}` is the pyferry runtime, which carries no SBOM; every file `pyferry pack` writes does",
+                path.display()
+            );
+        }
+        bail!(
+            "`{}` carries no SBOM: it was packed by pyferry {}, before SBOMs were recorded; hint: pack it again",
+            path.display(),
+            manifest.pyferry_version
+        );
+    };
+    match format {
+        SbomFormat::Cyclonedx => Ok(recorded.into_owned()),
+        SbomFormat::Spdx => {
+            let bom: crate::sbom::cyclonedx::Bom =
+                serde_json::from_slice(&recorded).with_context(|| {
+                    format!(
+                        "`{}`: `{SBOM_PATH}` is not a CycloneDX document pyferry can read",
+                        path.display()
+                    )
+                })?;
+            crate::sbom::spdx::convert(&bom)
+        }
+    }
+}
+
 pub fn inspect(args: &InspectArgs) -> Result<()> {
     let bytes = open(&args.file)?;
     let archive = parse(&args.file, &bytes)?;
+    if args.sbom {
+        let document = sbom(&args.file, &archive, args.format)?;
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &document)
+            .context("cannot write the SBOM to standard output")?;
+        return Ok(());
+    }
     let manifest = archive.manifest();
     let report = Report {
         file: args.file.display().to_string(),
@@ -144,6 +188,10 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             .map(|(name, entry)| (name.clone(), entry.to_string()))
             .collect(),
         entries: archive.index().len(),
+        sbom: archive
+            .index()
+            .position(SBOM_PATH)
+            .map(|_| SBOM_PATH.to_string()),
         distributions: distributions(&archive),
     };
     if args.json {
@@ -201,6 +249,16 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     for (name, entry) in &report.scripts {
         println!("script:        {name} -> {entry}");
+    }
+    match &report.sbom {
+        Some(path) => println!(
+            "sbom:          CycloneDX 1.6 in {path} (`pyferry inspect --sbom {}`)",
+            report.file
+        ),
+        None if manifest.kind != PayloadKind::Runtime => {
+            println!("sbom:          none (packed before SBOMs were recorded)")
+        }
+        None => {}
     }
     if report.distributions.is_empty() {
         println!("distributions: none");

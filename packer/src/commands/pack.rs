@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use pyferry_payload::{EntryPoint, Manifest, PayloadKind, FORMAT_VERSION, MANIFEST_PATH};
+use pyferry_payload::{
+    EntryPoint, Manifest, PayloadKind, FORMAT_VERSION, MANIFEST_PATH, SBOM_PATH,
+};
 
 use crate::assemble::{self, Contents, PlannedEntry};
 use crate::cli::{Format, PackArgs};
@@ -407,6 +409,136 @@ fn distributions_of(files: &[TreeFile]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The wheel each installed `*.dist-info` came from.
+fn wheel_origins(installed: &[Installed]) -> BTreeMap<String, crate::sbom::WheelOrigin> {
+    installed
+        .iter()
+        .map(|distribution| {
+            (
+                distribution.dist_info.clone(),
+                crate::sbom::WheelOrigin {
+                    file_name: distribution.wheel_file.clone(),
+                    sha256: distribution.wheel_sha256.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The application's name in its SBOM: what it runs (the script `-c` names, the module `-e`
+/// names), else the first distribution asked for with `--all-scripts`, else `application`.
+/// Never the output's name or a directory's: the same inputs give the same bytes wherever they
+/// lie and whatever the output is called.
+fn sbom_application_name(args: &PackArgs, gathered: &Gathered) -> String {
+    if let Some(script) = &args.console_script {
+        return script.clone();
+    }
+    if let Some(entry) = &args.entry_point {
+        if let Some(module) = entry
+            .split(':')
+            .next()
+            .map(str::trim)
+            .filter(|module| !module.is_empty())
+        {
+            return module.to_string();
+        }
+    }
+    if args.all_scripts {
+        if let Some(first) = gathered.listed.iter().next() {
+            return first.clone();
+        }
+    }
+    "application".to_string()
+}
+
+/// The entry points of the manifest, as the SBOM names them.
+fn script_names(scripts: &BTreeMap<String, EntryPoint>) -> Vec<String> {
+    scripts
+        .iter()
+        .map(|(name, entry)| format!("{name} = {entry}"))
+        .collect()
+}
+
+/// Writes `document` to `path` as the output is written: into a temporary file beside it,
+/// renamed over it when complete.
+fn write_sbom_file(path: &Path, document: &[u8]) -> Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(&parent)
+        .with_context(|| format!("cannot write the SBOM `{}`", path.display()))?;
+    std::io::Write::write_all(&mut temporary, document)
+        .with_context(|| format!("cannot write the SBOM `{}`", path.display()))?;
+    temporary
+        .as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("cannot write the SBOM `{}`", path.display()))?;
+    temporary
+        .persist(path)
+        .map_err(|error| error.error)
+        .with_context(|| format!("cannot replace the SBOM `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Whether `left` and `right` name the same file (made absolute, not resolved).
+fn same_path(left: &Path, right: &Path) -> bool {
+    match (std::path::absolute(left), std::path::absolute(right)) {
+        (Ok(left), Ok(right)) => left == right,
+        _ => left == right,
+    }
+}
+
+/// Checks, before anything is packed, that `--sbom FILE` can be written: not a directory, in
+/// an existing directory, not the output itself.
+fn check_sbom_path(path: &Path, output: Option<&Path>) -> Result<()> {
+    if output.is_some_and(|output| same_path(path, output)) {
+        bail!(
+            "`--sbom {}` names the output itself; give the SBOM another name (`{}.cdx.json`)",
+            path.display(),
+            path.display()
+        );
+    }
+    if path.is_dir() {
+        bail!(
+            "`--sbom {}` is a directory; give the path of the SBOM file to write",
+            path.display()
+        );
+    }
+    let parent = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(parent) = parent.filter(|parent| !parent.is_dir()) {
+        bail!(
+            "cannot write the SBOM `{}`: directory `{}` does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--sbom FILE`: the recorded document, or its SPDX conversion for a `.spdx.json` name.
+fn sbom_for_file(
+    path: &Path,
+    bom: &crate::sbom::cyclonedx::Bom,
+    recorded: &[u8],
+) -> Result<Vec<u8>> {
+    let name = path.to_string_lossy();
+    if name.ends_with(".spdx.json") {
+        crate::sbom::spdx::convert(bom)
+    } else {
+        Ok(recorded.to_vec())
+    }
+}
+
 fn pack_executable(args: &PackArgs) -> Result<()> {
     let started = Instant::now();
     if let Some(python) = &args.python {
@@ -428,8 +560,13 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
         bail!("no output: name the executable to write with `-o FILE`");
     };
     assemble::check_output(output)?;
+    if let Some(path) = &args.sbom {
+        check_sbom_path(path, Some(output))?;
+    }
     let target = Target::executable(args.python_platform);
-    let gathered = gather(args, &target, std::slice::from_ref(output))?;
+    let mut exclude = vec![output.clone()];
+    exclude.extend(args.sbom.clone());
+    let gathered = gather(args, &target, &exclude)?;
     let output_name = output
         .file_name()
         .and_then(|name| name.to_str())
@@ -547,6 +684,63 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
             floor.set_by
         );
     }
+    let python_build = runtime.python_build()?;
+    let description = runtime.description()?;
+    if let Some((origin, description)) = &description {
+        if description.cpython.version != python_build.version {
+            bail!(
+                "{origin} describes CPython {}, but the runtime `{}` runs CPython {}; hint: the description is stale, rebuild the runtime (`make build`)",
+                description.cpython.version,
+                runtime.path.display(),
+                python_build.version
+            );
+        }
+    }
+    let mut runtime_libraries = Vec::new();
+    for name in runtime_archive.index().names() {
+        if name.starts_with(".pyferry/libs/") {
+            let bytes = runtime_archive
+                .read(name)
+                .with_context(|| format!("`{}`: cannot read `{name}`", runtime.path.display()))?
+                .unwrap_or_default();
+            runtime_libraries.push((name.to_string(), crate::sbom::sha256_hex(&bytes)));
+        }
+    }
+    let wheels = wheel_origins(&gathered.installed);
+    let bom = crate::sbom::build(&crate::sbom::Inputs {
+        application: crate::sbom::Application {
+            name: sbom_application_name(args, &gathered),
+            format: "executable",
+            entry_point: entry_point.to_string(),
+            scripts: script_names(&scripts),
+            python_version: runtime_archive.manifest().python_version.clone(),
+            tags: None,
+            glibc_floor: glibc_floor.as_ref().map(|floor| floor.glibc.clone()),
+            platform: args.python_platform.uv_name(),
+        },
+        files,
+        wheels: &wheels,
+        listed: &gathered.listed,
+        runtime: Some(crate::sbom::RuntimeFacts {
+            pyferry_version: runtime_archive.manifest().pyferry_version.clone(),
+            launcher_sha256: pyferry_payload::seal::digest(runtime.launcher_bytes()?),
+            python_version: python_build.version.clone(),
+            sys_version: python_build.sys_version.clone(),
+            description: description.map(|(_, description)| description),
+            libraries: runtime_libraries,
+        }),
+        environment: crate::sbom::markers::Environment {
+            python_version: target.python.dotted(),
+            python_full_version: Some(python_build.version.clone()),
+            platform_machine: target.platform.architecture.to_string(),
+        },
+        epoch: assemble::source_date_epoch(),
+    })?;
+    let sbom = crate::sbom::to_bytes(&bom)?;
+    entries.push(PlannedEntry {
+        name: SBOM_PATH.to_string(),
+        contents: Contents::Bytes(sbom.clone()),
+    });
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::App,
@@ -581,6 +775,10 @@ fn pack_executable(args: &PackArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot pack `{}`", output.display()))?;
     drop(step);
+    if let Some(path) = &args.sbom {
+        write_sbom_file(path, &sbom_for_file(path, &bom, &sbom)?)?;
+        tracing::info!("wrote the SBOM to {}", path.display());
+    }
     tracing::info!(
         "packed {}: {:.1} MB, {} distributions, {} extension modules, {:.1} s",
         output.display(),
@@ -688,8 +886,13 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         platform: args.python_platform,
     };
     let shebang = crate::pyz::shebang(args.shebang.as_deref(), &target)?;
+    if let Some(path) = &args.sbom {
+        check_sbom_path(path, None)?;
+    }
     let destination = crate::pyz::Destination::from_output(args.output.as_deref())?;
-    let gathered = gather(args, &target, &destination.exclusions())?;
+    let mut exclude = destination.exclusions();
+    exclude.extend(args.sbom.clone());
+    let gathered = gather(args, &target, &exclude)?;
     if let Some(file) = gathered
         .files
         .iter()
@@ -763,6 +966,9 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         platform: platform_tag.clone(),
     };
     let output = destination.path(&application_name(args, &gathered), &tags);
+    if let Some(path) = &args.sbom {
+        check_sbom_path(path, Some(&output))?;
+    }
 
     let run_name = |entry: &EntryPoint| -> String {
         if entry.module == "__main__" && entry.function.is_none() {
@@ -849,6 +1055,34 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
             contents: Contents::File(file.path.clone()),
         });
     }
+    let wheels = wheel_origins(&gathered.installed);
+    let bom = crate::sbom::build(&crate::sbom::Inputs {
+        application: crate::sbom::Application {
+            name: sbom_application_name(args, &gathered),
+            format: "pyz",
+            entry_point: entry_point.to_string(),
+            scripts: script_names(&scripts),
+            python_version: target.python.dotted(),
+            tags: Some(tags.clone()),
+            glibc_floor: glibc_floor.as_ref().map(|floor| floor.glibc.clone()),
+            platform: target.platform.uv_name(),
+        },
+        files,
+        wheels: &wheels,
+        listed: &gathered.listed,
+        runtime: None,
+        environment: crate::sbom::markers::Environment {
+            python_version: target.python.dotted(),
+            python_full_version: None,
+            platform_machine: target.platform.architecture.to_string(),
+        },
+        epoch: assemble::source_date_epoch(),
+    })?;
+    let sbom = crate::sbom::to_bytes(&bom)?;
+    entries.push(PlannedEntry {
+        name: SBOM_PATH.to_string(),
+        contents: Contents::Bytes(sbom.clone()),
+    });
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         kind: PayloadKind::Pyz,
@@ -871,6 +1105,10 @@ fn pack_pyz(args: &PackArgs) -> Result<()> {
         assemble::write_executable(&output, &shebang, entries, None, &manifest, args.compress)
             .with_context(|| format!("cannot pack `{}`", output.display()))?;
     drop(step);
+    if let Some(path) = &args.sbom {
+        write_sbom_file(path, &sbom_for_file(path, &bom, &sbom)?)?;
+        tracing::info!("wrote the SBOM to {}", path.display());
+    }
     let extension_count = objects
         .values()
         .filter(|object| object.extension_module)
