@@ -18,6 +18,9 @@ pub enum Input {
     Requirement(String),
 }
 
+/// Source distributions and other archives pip would take as a path.
+const ARCHIVE_SUFFIXES: &[&str] = &[".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip"];
+
 fn looks_like_a_path(text: &str) -> bool {
     text.starts_with('.')
         || text.starts_with('/')
@@ -28,7 +31,12 @@ fn looks_like_a_path(text: &str) -> bool {
 
 /// Classifies one command-line input.
 pub fn classify(text: &str) -> Result<Input> {
-    let path = Path::new(text);
+    classify_in(Path::new(""), text)
+}
+
+/// Classifies one input, with relative paths taken from `dir` (empty: the current directory).
+fn classify_in(dir: &Path, text: &str) -> Result<Input> {
+    let path = &dir.join(text);
     if path.is_dir() {
         if path.join("pyproject.toml").is_file() || path.join("setup.py").is_file() {
             return Ok(Input::Project(path.to_path_buf()));
@@ -39,7 +47,20 @@ pub fn classify(text: &str) -> Result<Input> {
         if text.ends_with(".whl") {
             return Ok(Input::Wheel(path.to_path_buf()));
         }
-        bail!("`{text}` is a file but not a wheel; give a directory, a wheel or a requirement");
+        if let Some(suffix) = ARCHIVE_SUFFIXES
+            .iter()
+            .find(|suffix| text.ends_with(*suffix))
+        {
+            bail!("`{text}` is a source archive (`{suffix}`); pyferry packs wheels: build one with `pip wheel --no-deps {text}`, or give the unpacked project directory");
+        }
+        if text.ends_with(".py") {
+            bail!("`{text}` is a Python file; give the directory that holds the application (its entry point as `__main__.py`, or named with `-e`)");
+        }
+        if looks_like_a_path(text) {
+            bail!("`{text}` is a file but not a wheel; give a directory, a wheel or a requirement");
+        }
+        // A bare name that happens to be a file here (`pyferry pack black` next to `./black`,
+        // an earlier output): a requirement, as pip reads it.
     }
     if looks_like_a_path(text) {
         bail!("`{text}` does not exist");
@@ -78,6 +99,33 @@ pub fn normalize(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_name_that_is_also_a_file_is_a_requirement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in ["black", "app.py", "pkg-1.0.tar.gz", "x.whl"] {
+            std::fs::write(dir.path().join(file), b"x").expect("write");
+        }
+        let classify = |text| classify_in(dir.path(), text);
+        assert_eq!(
+            classify("black").unwrap(),
+            Input::Requirement("black".to_string())
+        );
+        assert_eq!(
+            classify("x.whl").unwrap(),
+            Input::Wheel(dir.path().join("x.whl"))
+        );
+        let error = classify("./black").unwrap_err().to_string();
+        assert!(error.contains("is a file but not a wheel"), "{error}");
+        let error = classify("pkg-1.0.tar.gz").unwrap_err().to_string();
+        assert!(error.contains("source archive"), "{error}");
+        let error = classify("app.py").unwrap_err().to_string();
+        assert!(error.contains("is a Python file"), "{error}");
+        assert_eq!(
+            classify("requests").unwrap(),
+            Input::Requirement("requests".to_string())
+        );
+    }
 
     #[test]
     fn requirement_names() {
