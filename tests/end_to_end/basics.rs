@@ -225,7 +225,15 @@ fn ctrl_c_raises_keyboard_interrupt_in_a_sleeping_app() {
         )],
         &[],
     );
-    let mut child = Command::new(&app)
+    // Started with SIGINT at its default, as from a terminal: a shell's background job (`cmd
+    // &` without job control) inherits SIGINT ignored, and python then keeps ignoring it.
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+             os.execv(sys.argv[1], sys.argv[1:])",
+        ])
+        .arg(&app)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
