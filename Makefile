@@ -11,12 +11,14 @@ DEMO_DIR := target/demo
 
 TOOLCHAIN := target/toolchain
 
-## build: target/release/pyferry and the runtime it finds next to itself
+## build: target/release/pyferry, the runtime it finds next to itself, and the wheel of both
+## (target/wheels/pyferry-VERSION-py3-none-manylinux_2_17_x86_64.whl, for pip install)
 build: toolchain
 	$(CARGO) build --release --locked -p pyferry -p pyferry-launcher
 	$(PYFERRY) -q build-runtime --launcher $(RELEASE)/pyferry-launcher \
 		--stdlib $(TOOLCHAIN)/cpython/lib/python3.11 --runtime-info $(TOOLCHAIN)/cpython/runtime.json \
 		-o $(RELEASE)/pyferry-runtime
+	/usr/bin/python3 wheel/build >/dev/null
 
 ## runtime: the portable CPython 3.11 (static, PIC, glibc 2.17) built from source by
 ## runtime/build, or found in its cache; prints its directory (runtime/README.md)

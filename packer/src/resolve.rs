@@ -7,7 +7,7 @@
 //! in one step. Both are asked for the application's [`Target`], not the host's: its Python
 //! version (3.11 for an executable, `--python` for a pyz) and ABI tags, and the platform chosen
 //! with `--python-platform`, binary wheels only, so nothing is built from an sdist. pip runs as `$PYFERRY_PIP_PYTHON -m pip`,
-//! else `python3 -m pip`. Errors become one line naming the package and the target; when a
+//! else the `python3` beside `pyferry` in a virtual environment, else `python3 -m pip`. Errors become one line naming the package and the target; when a
 //! requirement has no wheel for the chosen platform, the resolver is asked again at higher
 //! glibc levels, so that the line also says which level would work.
 
@@ -216,11 +216,26 @@ impl IndexOptions {
     }
 }
 
-fn pip_python() -> String {
-    std::env::var(PIP_PYTHON_VARIABLE)
+/// The Python that runs pip: `$PYFERRY_PIP_PYTHON`; else the `python3` beside `pyferry` when
+/// pip is there too (pyferry installed into a virtual environment with `pip install`); else
+/// `python3` from `PATH`.
+pub fn pip_python() -> String {
+    if let Some(python) = std::env::var(PIP_PYTHON_VARIABLE)
         .ok()
         .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| "python3".to_string())
+    {
+        return python;
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("pip").is_file())
+        .map(|dir| dir.join("python3"))
+        .filter(|python| python.is_file());
+    match beside {
+        Some(python) => python.to_string_lossy().into_owned(),
+        None => "python3".to_string(),
+    }
 }
 
 /// The arguments that make pip choose wheels for the target.

@@ -18,3 +18,4 @@ mod pyz;
 mod read_by_path;
 mod real_files;
 mod sbom;
+mod wheel;

@@ -46,8 +46,7 @@ fn files_have_module(files: &[TreeFile], module: &str) -> bool {
 
 /// Builds a project directory into a wheel with its PEP 517 backend (through pip).
 fn build_project(project: &Path, destination: &Path) -> Result<PathBuf> {
-    let python =
-        std::env::var(resolve::PIP_PYTHON_VARIABLE).unwrap_or_else(|_| "python3".to_string());
+    let python = resolve::pip_python();
     let _step = crate::progress::Step::start(format!(
         "building `{}` with its build backend",
         project.display()
