@@ -99,6 +99,14 @@ fn the_wheel_installed_by_pip_into_a_venv_packs_and_runs_an_app() {
     let ran = run(&mut Command::new(&output)).success();
     assert_eq!(ran.stdout, "{\"python\":[3,11]}\n");
     let inspected = run(isolated(&pyferry, &venv).arg("inspect").arg(&output)).success();
+    // The runtime's build record came along: the exact CPython built in.
+    assert!(
+        inspected
+            .stdout
+            .contains("python:        3.11 (CPython 3.11."),
+        "{}",
+        inspected.stdout
+    );
     assert!(
         inspected.stdout.lines().any(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();

@@ -29,6 +29,10 @@ struct Report {
     pyferry_version: String,
     format_version: u32,
     python_version: String,
+    /// The exact CPython built into an executable's launcher, from its runtime's build record
+    /// (`.pyferry/runtime.json`; absent in a pyz and in files packed before it was recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpython: Option<String>,
     build_id: String,
     /// A pyz's tags: the interpreter and the platform it needs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,6 +120,27 @@ fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
 
 /// The SBOM `archive` carries, in `format`: the recorded CycloneDX bytes, or SPDX converted
 /// from them.
+/// "CPython 3.11.2, built from Debian's python3.11 3.11.2-6+deb12u8" from the build record the
+/// runtime carries, if the file has one.
+fn built_in_cpython(archive: &Archive<'_>) -> Option<String> {
+    let record = archive
+        .read(crate::commands::build_runtime::RUNTIME_INFO_PATH)
+        .ok()??;
+    let record: serde_json::Value = serde_json::from_slice(&record).ok()?;
+    let cpython = record.get("cpython")?;
+    let version = cpython.get("version")?.as_str()?;
+    let text = match (
+        cpython.get("debian_package").and_then(|v| v.as_str()),
+        cpython.get("debian_version").and_then(|v| v.as_str()),
+    ) {
+        (Some(package), Some(debian)) => {
+            format!("CPython {version} built in, from Debian's {package} {debian}")
+        }
+        _ => format!("CPython {version} built in"),
+    };
+    Some(text)
+}
+
 pub fn sbom(path: &Path, archive: &Archive<'_>, format: SbomFormat) -> Result<Vec<u8>> {
     let manifest = archive.manifest();
     let Some(recorded) = archive
@@ -166,6 +191,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         pyferry_version: manifest.pyferry_version.clone(),
         format_version: manifest.format_version,
         python_version: manifest.python_version.clone(),
+        cpython: built_in_cpython(&archive),
         build_id: manifest.build_id.clone(),
         tags: manifest.tags.clone(),
         platform: manifest
@@ -209,7 +235,10 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         "pyferry:       {} (payload format {})",
         report.pyferry_version, report.format_version
     );
-    println!("python:        {}", report.python_version);
+    match &report.cpython {
+        Some(cpython) => println!("python:        {} ({cpython})", report.python_version),
+        None => println!("python:        {}", report.python_version),
+    }
     println!("build id:      {}", report.build_id);
     // An executable is x86_64 (the only runtime built); a pyz's architecture is its tag's.
     let architecture = match &report.tags {
