@@ -26,9 +26,11 @@ PREFIX = "/opt/pyferry-runtime/python3.11"
 
 # CPython's own optimization flags (configure's default OPT without -g).
 OPT = "-DNDEBUG -fwrapv -O3 -Wall"
-# -fPIC: position-independent code, so the launcher can be a PIE.
+# -fPIE: position-independent code for an executable (the launcher, a PIE; bin/python3.11):
+# nothing of CPython goes into a shared object, so symbols it defines are reached directly,
+# not through the GOT as -fPIC would have it.
 # -Wno-error=date-time: zig cc makes -Wdate-time an error (getbuildinfo.c uses __DATE__).
-CFLAGS = "-fPIC -Wno-error=date-time"
+CFLAGS = "-fPIE -Wno-error=date-time"
 
 # The PGO training run: CPython's own --pgo selection (Lib/test/libregrtest/pgo.py) without
 # its slowest tests (test_datetime, test_decimal, test_lzma, test_pickle, test_tabnanny) and
