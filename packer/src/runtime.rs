@@ -114,8 +114,8 @@ impl Runtime {
     /// `.pyferry/runtime.json` of the runtime, else the file beside it; `None` when neither
     /// exists (a runtime built on Debian's libpython has none).
     pub fn description(&self) -> Result<Option<(String, RuntimeDescription)>> {
-        let inside = format!(".pyferry/{}", runtime_description::FILE_NAME);
-        if let Some(bytes) = self.archive()?.read(&inside).ok().flatten() {
+        let inside = runtime_description::ARCHIVE_PATH;
+        if let Some(bytes) = self.archive()?.read(inside).ok().flatten() {
             let origin = format!("`{}` in `{}`", inside, self.path.display());
             let description = runtime_description::parse(&String::from_utf8_lossy(&bytes))
                 .with_context(|| format!("{origin} is not a runtime description"))?;

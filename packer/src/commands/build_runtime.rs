@@ -14,32 +14,12 @@ use pyferry_payload::{Archive, ArchiveError, EntryPoint, Manifest, PayloadKind, 
 use crate::assemble::{self, Contents, PlannedEntry};
 use crate::cli::BuildRuntimeArgs;
 use crate::compile::{self, CompileItem};
+use crate::sbom::runtime_description;
 use crate::stdlib;
 
 /// The build helper's source, embedded in `pyferry`.
 const BUILD_HELPER: &str = include_str!("../../python/_pyferry_build.py");
 const BUILD_HELPER_NAME: &str = "_pyferry_build.py";
-
-/// Where the runtime's build record (`--runtime-info`) is carried.
-pub const RUNTIME_INFO_PATH: &str = ".pyferry/runtime.json";
-
-/// The build record, checked to be a JSON object naming the CPython version.
-fn read_runtime_info(path: &std::path::Path) -> Result<Vec<u8>> {
-    let bytes = fs_err::read(path)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|error| anyhow::anyhow!("`{}` is not JSON: {error}", path.display()))?;
-    if value
-        .pointer("/cpython/version")
-        .and_then(|v| v.as_str())
-        .is_none()
-    {
-        bail!(
-            "`{}` is not a runtime build record (no `cpython.version`)",
-            path.display()
-        );
-    }
-    Ok(bytes)
-}
 
 pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     let launcher = fs_err::read(&args.launcher)?;
@@ -66,7 +46,11 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     }
     let library = stdlib::library_files(&args.stdlib)?;
     let runtime_info = match &args.runtime_info {
-        Some(path) => Some(read_runtime_info(path)?),
+        // Read whole to be carried as it is; parsed first, so that a damaged file is refused.
+        Some(path) => {
+            runtime_description::read(path)?;
+            Some(fs_err::read(path)?)
+        }
         None => None,
     };
 
@@ -157,7 +141,7 @@ pub fn build_runtime(args: &BuildRuntimeArgs) -> Result<()> {
     }
     if let Some(info) = runtime_info {
         entries.push(PlannedEntry {
-            name: RUNTIME_INFO_PATH.to_string(),
+            name: runtime_description::ARCHIVE_PATH.to_string(),
             contents: Contents::Bytes(info),
         });
     }

@@ -123,22 +123,18 @@ fn distributions(archive: &Archive<'_>) -> Vec<Distribution> {
 /// "CPython 3.11.2, built from Debian's python3.11 3.11.2-6+deb12u8" from the build record the
 /// runtime carries, if the file has one.
 fn built_in_cpython(archive: &Archive<'_>) -> Option<String> {
-    let record = archive
-        .read(crate::commands::build_runtime::RUNTIME_INFO_PATH)
-        .ok()??;
-    let record: serde_json::Value = serde_json::from_slice(&record).ok()?;
-    let cpython = record.get("cpython")?;
-    let version = cpython.get("version")?.as_str()?;
-    let text = match (
-        cpython.get("debian_package").and_then(|v| v.as_str()),
-        cpython.get("debian_version").and_then(|v| v.as_str()),
-    ) {
+    use crate::sbom::runtime_description;
+    let record = archive.read(runtime_description::ARCHIVE_PATH).ok()??;
+    let cpython = runtime_description::parse(&String::from_utf8_lossy(&record))
+        .ok()?
+        .cpython;
+    let version = &cpython.version;
+    Some(match (&cpython.debian_package, &cpython.debian_version) {
         (Some(package), Some(debian)) => {
             format!("CPython {version} built in, from Debian's {package} {debian}")
         }
         _ => format!("CPython {version} built in"),
-    };
-    Some(text)
+    })
 }
 
 pub fn sbom(path: &Path, archive: &Archive<'_>, format: SbomFormat) -> Result<Vec<u8>> {

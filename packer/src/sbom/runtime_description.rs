@@ -12,6 +12,10 @@ use super::cyclonedx::{Component, Issue, LicenseChoice, Patch, Pedigree};
 /// The file's name in the runtime's directory.
 pub const FILE_NAME: &str = "runtime.json";
 
+/// Where the runtime (`pyferry build-runtime --runtime-info`) and every executable packed from
+/// it carry the file.
+pub const ARCHIVE_PATH: &str = ".pyferry/runtime.json";
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuntimeDescription {
     pub cpython: CpythonDescription,
