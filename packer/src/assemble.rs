@@ -48,10 +48,7 @@ pub fn check_output(output: &Path) -> Result<PathBuf> {
             output.display()
         );
     }
-    let parent = match output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = directory_of(output);
     if !parent.is_dir() {
         bail!(
             "cannot write `{}`: directory `{}` does not exist",
@@ -60,6 +57,30 @@ pub fn check_output(output: &Path) -> Result<PathBuf> {
         );
     }
     Ok(parent)
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A temporary `.NAME.XXXXXX.partial` in `parent`, the directory of `output`, to be renamed
+/// over `output` once complete (an atomic replacement).
+pub fn partial_file_beside(
+    output: &Path,
+    parent: &Path,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let file_name = output
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".partial")
+        .tempfile_in(parent)
 }
 
 /// The SOURCE_DATE_EPOCH of the environment, for reproducible timestamps.
@@ -83,14 +104,7 @@ pub fn write_executable(
     if let Some(pair) = entries.windows(2).find(|pair| pair[0].name == pair[1].name) {
         bail!("two files would be packed as `{}`", pair[0].name);
     }
-    let file_name = output
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut temporary = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".partial")
-        .tempfile_in(&parent)
+    let mut temporary = partial_file_beside(output, &parent)
         .with_context(|| format!("cannot create a temporary file in `{}`", parent.display()))?;
     let write_error = || format!("cannot write `{}`", temporary_display(output));
     temporary.write_all(prefix).with_context(write_error)?;

@@ -461,18 +461,8 @@ fn script_names(scripts: &BTreeMap<String, EntryPoint>) -> Vec<String> {
 /// Writes `document` to `path` as the output is written: into a temporary file beside it,
 /// renamed over it when complete.
 fn write_sbom_file(path: &Path, document: &[u8]) -> Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut temporary = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".partial")
-        .tempfile_in(&parent)
+    let parent = assemble::directory_of(path);
+    let mut temporary = assemble::partial_file_beside(path, &parent)
         .with_context(|| format!("cannot write the SBOM `{}`", path.display()))?;
     std::io::Write::write_all(&mut temporary, document)
         .with_context(|| format!("cannot write the SBOM `{}`", path.display()))?;
