@@ -61,6 +61,9 @@ pub struct Installed {
     /// Python scripts of `*.data/scripts/` (first line `#!python`): name → the module they were
     /// installed as ([`SCRIPTS_PACKAGE`]`.NAME`), to run as `__main__`.
     pub data_scripts: BTreeMap<String, String>,
+    /// The other files of `*.data/scripts/` (programs such as ruff's, not Python): skipped,
+    /// named here so that `-c NAME` can say why it is not an entry point.
+    pub native_scripts: Vec<String>,
 }
 
 /// The package holding the Python scripts of `*.data/scripts/`, as modules.
@@ -237,6 +240,7 @@ pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
         files: Vec::new(),
         console_scripts: BTreeMap::new(),
         data_scripts: BTreeMap::new(),
+        native_scripts: Vec::new(),
     };
     let mut record = String::new();
     for index in 0..zip.len() {
@@ -262,6 +266,7 @@ pub fn install(path: &Path, root: &Path, target: &Target) -> Result<Installed> {
                             "{}: skipping `{entry_name}` (not a `#!python` script)",
                             path.display()
                         );
+                        installed.native_scripts.push(script.to_string());
                         continue;
                     }
                     let module = script_module(script);

@@ -60,6 +60,21 @@ fn console_script_of_a_real_cli() {
 }
 
 #[test]
+fn a_program_in_a_wheels_scripts_is_named_as_a_program_not_a_missing_script() {
+    // ruff's wheel carries the `ruff` executable (Rust) in `ruff-0.8.4.data/scripts/`.
+    cache_wheels(&["ruff==0.8.4"]);
+    let scratch = Scratch::new();
+    let output = scratch.path("ruff");
+    let refused = pack_offline(&["ruff==0.8.4", "-c", "ruff"], &output);
+    assert_error_line(
+        &refused,
+        2,
+        "`ruff` of ruff 0.8.4 is a program, not a Python entry point (`.data/scripts/ruff` is not a `#!python` script)",
+    );
+    assert!(!output.exists());
+}
+
+#[test]
 fn pyproject_project_with_a_dependency() {
     cache_wheels(&["pyflakes==3.2.0"]);
     let scratch = Scratch::new();

@@ -295,6 +295,17 @@ fn entry_points(
     }
     if let Some(name) = &args.console_script {
         let Some((_, value)) = available.get(name) else {
+            if let Some(distribution) = gathered
+                .installed
+                .iter()
+                .find(|distribution| distribution.native_scripts.contains(name))
+            {
+                bail!(
+                    "`{name}` of {} {} is a program, not a Python entry point (`.data/scripts/{name}` is not a `#!python` script): pyferry packs Python applications; run that program as it is",
+                    distribution.name.distribution,
+                    distribution.name.version
+                );
+            }
             bail!(
                 "no console script named `{name}` in the installed distributions (available: {})",
                 list(&available)
